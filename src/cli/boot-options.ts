@@ -1,0 +1,88 @@
+/**
+ * The boot options shared by `rpc`, `attest`, `serve` and `exec`: how the emulated device is
+ * powered on. Turns parsed flags into {@link NsmDeviceOptions}.
+ * @module
+ */
+import type { NsmDeviceOptions } from '../device/nsm-device.js';
+import { parsePcr, parseTime } from './parse.js';
+import { UsageError } from './io.js';
+
+/** Flag definitions in node:util parseArgs form. */
+export const BOOT_OPTION_SPEC = {
+  'module-id': { type: 'string' },
+  pcr: { type: 'string', multiple: true },
+  seed: { type: 'string' },
+  ca: { type: 'string' },
+  time: { type: 'string' },
+  eif: { type: 'string' },
+  'parent-id': { type: 'string' },
+  'parent-role': { type: 'string' },
+  debug: { type: 'boolean' },
+} as const;
+
+export const BOOT_OPTIONS_HELP = `Boot options (how the emulated NSM is powered on):
+  --module-id ID        module_id to report (default: i-<17 hex>-enc<16 hex>, random or from --seed)
+  --pcr N=HEX           value of PCR N at power-on, 48 bytes as 96 hex digits (repeatable);
+                        PCRs 0-15 are then locked as on a real enclave, 16-31 stay unlocked
+  --seed HEX            make module_id, GetRandom and all keys reproducible
+  --ca DIR              sign documents with the test CA in DIR (made by 'nsm-emulator ca init');
+                        default: the committed test CA in certs/ (TEST ONLY)
+  --time T              freeze the device clock at T (ISO 8601 or Unix seconds)
+  --eif FILE            boot from an Enclave Image File: PCR0, PCR1, PCR2 and PCR8 as measured
+  --parent-id ID        parent instance id: PCR4 and the module_id prefix
+  --parent-role ARN     parent IAM role ARN: PCR3
+  --debug               debug-mode enclave: PCR0, PCR1 and PCR2 read as zero`;
+
+export interface BootFlags {
+  'module-id'?: string;
+  pcr?: string[];
+  seed?: string;
+  ca?: string;
+  time?: string;
+  eif?: string;
+  'parent-id'?: string;
+  'parent-role'?: string;
+  debug?: boolean;
+}
+
+/** Builds device options from boot flags (reads the EIF and CA files they name). */
+export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDeviceOptions> {
+  const pcrs = new Map<number, Uint8Array>();
+  let instanceId: string | undefined;
+  if (flags.eif !== undefined || flags['parent-id'] !== undefined || flags['parent-role'] !== undefined || flags.debug) {
+    const { eifBootOptions } = await import('../node/eif-boot.js');
+    const boot = await eifBootOptions({
+      eifPath: flags.eif,
+      parentInstanceId: flags['parent-id'],
+      parentRoleArn: flags['parent-role'],
+      debug: flags.debug === true,
+    });
+    for (const [i, v] of boot.pcrs) pcrs.set(i, v);
+    instanceId = boot.instanceId;
+  }
+  for (const p of flags.pcr ?? []) {
+    const [i, v] = parsePcr('--pcr', p);
+    pcrs.set(i, v);
+  }
+  let seed: string | undefined;
+  if (flags.seed !== undefined) {
+    if (!/^(0x)?([0-9a-fA-F]{2})+$/.test(flags.seed)) throw new UsageError(`--seed '${flags.seed}': expected non-empty hex bytes`);
+    seed = flags.seed;
+  }
+  const options: { -readonly [K in keyof NsmDeviceOptions]: NsmDeviceOptions[K] } = { pcrs };
+  if (seed !== undefined) options.seed = seed;
+  if (instanceId !== undefined) options.instanceId = instanceId;
+  if (flags['module-id'] !== undefined) {
+    if (flags['module-id'] === '') throw new UsageError("--module-id '': expected a non-empty module id");
+    options.moduleId = flags['module-id'];
+  }
+  if (flags.time !== undefined) {
+    const t = parseTime('--time', flags.time);
+    options.clock = () => t;
+  }
+  if (flags.ca !== undefined) {
+    const { attesterFromCaDir } = await import('../node/ca-dir.js');
+    options.attester = await attesterFromCaDir(flags.ca);
+  }
+  return options;
+}

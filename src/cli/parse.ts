@@ -1,0 +1,51 @@
+/**
+ * Parsing of command-line values. Every failure is a {@link UsageError} naming the option,
+ * the value given and what was expected.
+ * @module
+ */
+import { MAX_PCRS, PCR_LENGTH } from '../device/limits.js';
+import { UsageError } from './io.js';
+
+const HEX = /^(?:[0-9a-fA-F]{2})*$/;
+
+/** Hex bytes (whitespace and an optional 0x ignored). */
+export function parseHex(option: string, value: string): Uint8Array {
+  let s = value.replace(/\s+/g, '');
+  if (s.startsWith('0x') || s.startsWith('0X')) s = s.slice(2);
+  if (!HEX.test(s)) throw new UsageError(`${option} '${value}': expected hex bytes (an even number of 0-9a-f digits)`);
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** `N=HEX` with N < 32 and HEX exactly 48 bytes. */
+export function parsePcr(option: string, value: string): [number, Uint8Array] {
+  const m = /^(\d+)=(.*)$/s.exec(value);
+  if (!m) throw new UsageError(`${option} '${value}': expected N=HEX, e.g. ${option} 16=${'00'.repeat(PCR_LENGTH)}`);
+  const index = Number(m[1]);
+  if (index >= MAX_PCRS) throw new UsageError(`${option} '${value}': PCR index ${index} is not in 0..${MAX_PCRS - 1}`);
+  const data = parseHex(option, m[2]!);
+  if (data.length !== PCR_LENGTH) {
+    throw new UsageError(`${option} '${value}': PCR ${index} value is ${data.length} bytes, expected ${PCR_LENGTH} (96 hex digits)`);
+  }
+  return [index, data];
+}
+
+/** An instant as milliseconds: ISO 8601, or Unix seconds (fractions allowed). */
+export function parseTime(option: string, value: string): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new UsageError(`${option} '${value}': expected an ISO 8601 time (2026-01-03T20:41:07Z) or Unix seconds`);
+  return ms;
+}
+
+const utf8 = new TextEncoder();
+const hexOut = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+export function toHex(b: Uint8Array): string {
+  return hexOut(b);
+}
+
+export function utf8Bytes(s: string): Uint8Array {
+  return utf8.encode(s);
+}

@@ -1,0 +1,315 @@
+/**
+ * The Nitro Secure Module state machine.
+ *
+ * One {@link NsmDevice} is one /dev/nsm: a PCR bank, a module id, randomness and an attester.
+ * Requests enter typed ({@link NsmDevice.request} and one method per request) or raw
+ * ({@link NsmDevice.handleRaw}: CBOR bytes in, CBOR bytes out); both end in the same
+ * `execute`. Requests take effect one at a time in arrival order, also when issued
+ * concurrently; bad input gets the device's error response and changes nothing.
+ * @module
+ */
+import type { AttesterFactory, Attester } from './attester.js';
+import { type ErrorCode, NsmError } from './error-code.js';
+import { MAX_PCRS, NSM_VERSION, PCR_LENGTH, RANDOM_SIZE } from './limits.js';
+import { PcrBank } from './pcr-bank.js';
+import { type RandomSource, SeededRandom, systemRandom } from './random.js';
+import { ATTESTATION_FIELD_MAX, defaultModuleId, parseSeed } from './boot.js';
+import { decodeRequest } from '../wire/decode-request.js';
+import { encodeResponse } from '../wire/encode-response.js';
+import type { NsmDescription, NsmRequest, NsmResponse } from '../wire/messages.js';
+
+export interface NsmDeviceOptions {
+  /** module_id reported by DescribeNSM and in documents (default: shaped like a real one). */
+  readonly moduleId?: string;
+  /** Parent instance id used for the default module_id, `i-<17 hex>`. */
+  readonly instanceId?: string;
+  /** PCR values set at power-on, before PCRs 0-15 are locked: index -> 48 bytes. */
+  readonly pcrs?: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>;
+  /** Makes module_id, GetRandom and every key or serial reproducible (bytes or hex). */
+  readonly seed?: Uint8Array | string;
+  /** Milliseconds since the Unix epoch (default `Date.now`). */
+  readonly clock?: () => number;
+  /** Makes the attester (default: the committed test CA). */
+  readonly attester?: AttesterFactory;
+}
+
+export interface AttestationOptions {
+  readonly userData?: Uint8Array | null;
+  readonly nonce?: Uint8Array | null;
+  readonly publicKey?: Uint8Array | null;
+}
+
+const defaultAttester: AttesterFactory = async (env) =>
+  (await import('../attestation/default-attester.js')).defaultAttester(env);
+
+function error(code: ErrorCode): NsmResponse {
+  return { type: 'Error', code };
+}
+
+function isU16(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffff;
+}
+
+function optionalBytes(v: unknown): boolean {
+  return v === null || v instanceof Uint8Array;
+}
+
+export class NsmDevice {
+  readonly moduleId: string;
+  readonly clock: () => number;
+  private readonly bank = new PcrBank();
+  private readonly bootPcrs: ReadonlyMap<number, Uint8Array>;
+  private readonly seed: Uint8Array | null;
+  private readonly streams: SeededRandom[] = [];
+  private readonly randomSource: RandomSource;
+  private readonly attesterRandom: RandomSource;
+  private readonly attesterFactory: AttesterFactory;
+  private attester: Promise<Attester> | null = null;
+  private pending = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: NsmDeviceOptions = {}) {
+    this.clock = options.clock ?? Date.now;
+    this.seed = options.seed === undefined ? null : parseSeed(options.seed);
+    this.randomSource = this.stream('get-random');
+    this.attesterRandom = this.stream('attestation');
+    this.attesterFactory = options.attester ?? defaultAttester;
+    this.bootPcrs = normalizeBootPcrs(options.pcrs);
+    this.moduleId = options.moduleId ?? defaultModuleId(this.stream('module-id'), this.clock(), options.instanceId, this.seed !== null);
+    if (typeof this.moduleId !== 'string' || this.moduleId.length === 0) {
+      throw new TypeError('moduleId must be a non-empty string');
+    }
+    this.bank.boot(this.bootPcrs);
+  }
+
+  private stream(label: string): RandomSource {
+    if (this.seed === null) return systemRandom;
+    const s = new SeededRandom(this.seed, label);
+    this.streams.push(s);
+    return s;
+  }
+
+  /** True when made with a seed (every random draw is reproducible). */
+  get seeded(): boolean {
+    return this.seed !== null;
+  }
+
+  /** Back to the boot state: boot PCR values, 0-15 locked, seeded streams rewound, attester remade. */
+  reset(): void {
+    this.bank.boot(this.bootPcrs);
+    for (const s of this.streams) s.position = 0;
+    this.attester = null;
+  }
+
+  // ---- the two ways in ----------------------------------------------------------------------
+
+  /** Executes a typed request. Never rejects: failures are `{type: 'Error'}` responses. */
+  request(req: NsmRequest): Promise<NsmResponse> {
+    return this.serialize(() => this.execute(req));
+  }
+
+  /** Executes one raw CBOR request and returns the raw CBOR response. Never rejects. */
+  handleRaw(bytes: Uint8Array): Promise<Uint8Array> {
+    return this.serialize(() => {
+      const decoded = decodeRequest(bytes);
+      const r = decoded.ok ? this.execute(decoded.request) : error(decoded.error);
+      return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
+    });
+  }
+
+  /** Runs `fn` after everything issued before it; synchronous work runs at once when idle. */
+  private serialize<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.pending === 0) {
+      const r = fn();
+      return r instanceof Promise ? this.track(r) : Promise.resolve(r);
+    }
+    return this.track(this.tail.then(fn));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending++;
+    this.tail = p.then(
+      () => this.pending--,
+      () => this.pending--,
+    );
+    return p;
+  }
+
+  // ---- one handler per request ----------------------------------------------------------------
+
+  private execute(req: NsmRequest): NsmResponse | Promise<NsmResponse> {
+    try {
+      const handler = HANDLERS[req.type];
+      if (!handler) return error('InvalidOperation');
+      return handler(this, req as never);
+    } catch {
+      return error('InternalError');
+    }
+  }
+
+  /** @internal */ describePcrNow(index: number): NsmResponse {
+    if (!isU16(index)) return error('InvalidOperation');
+    if (index >= MAX_PCRS) return error('InvalidIndex');
+    return { type: 'DescribePCR', lock: this.bank.isLocked(index), data: this.bank.read(index) };
+  }
+
+  /** @internal */ extendPcrNow(index: number, data: Uint8Array): NsmResponse {
+    if (!isU16(index) || !(data instanceof Uint8Array)) return error('InvalidOperation');
+    if (index >= MAX_PCRS) return error('InvalidIndex');
+    if (this.bank.isLocked(index)) return error('ReadOnlyIndex');
+    return { type: 'ExtendPCR', data: this.bank.extend(index, data) };
+  }
+
+  /** @internal */ lockPcrNow(index: number): NsmResponse {
+    if (!isU16(index)) return error('InvalidOperation');
+    if (index >= MAX_PCRS) return error('InvalidIndex');
+    if (this.bank.isLocked(index)) return error('ReadOnlyIndex');
+    this.bank.lock(index);
+    return { type: 'LockPCR' };
+  }
+
+  /** @internal */ lockPcrsNow(range: number): NsmResponse {
+    if (!isU16(range)) return error('InvalidOperation');
+    if (range > MAX_PCRS) return error('InvalidIndex');
+    for (let i = 0; i < range; i++) this.bank.lock(i);
+    return { type: 'LockPCRs' };
+  }
+
+  /** @internal */ describeNsmNow(): NsmResponse {
+    return { type: 'DescribeNSM', ...this.description() };
+  }
+
+  /** @internal */ getRandomNow(): NsmResponse {
+    return { type: 'GetRandom', random: this.randomSource.bytes(RANDOM_SIZE) };
+  }
+
+  /** @internal */ attestationNow(req: Extract<NsmRequest, { type: 'Attestation' }>): NsmResponse | Promise<NsmResponse> {
+    const fields = [req.userData, req.nonce, req.publicKey];
+    if (!fields.every(optionalBytes)) return error('InvalidOperation');
+    if (fields.some((f) => f !== null && f.length > ATTESTATION_FIELD_MAX)) return error('InputTooLarge');
+    // Everything the document holds is captured now, in request order.
+    const input = {
+      moduleId: this.moduleId,
+      pcrs: this.bank.lockedValues(),
+      userData: req.userData && req.userData.slice(),
+      nonce: req.nonce && req.nonce.slice(),
+      publicKey: req.publicKey && req.publicKey.slice(),
+    };
+    this.attester ??= Promise.resolve().then(() =>
+      this.attesterFactory({ clock: this.clock, random: this.attesterRandom }),
+    );
+    const attester = this.attester;
+    return attester
+      .then((a) => a.attest(input))
+      .then(
+        (document): NsmResponse => ({ type: 'Attestation', document }),
+        () => {
+          if (this.attester === attester) this.attester = null;
+          return error('InternalError');
+        },
+      );
+  }
+
+  /** What DescribeNSM reports. */
+  description(): NsmDescription {
+    return {
+      versionMajor: NSM_VERSION.major,
+      versionMinor: NSM_VERSION.minor,
+      versionPatch: NSM_VERSION.patch,
+      moduleId: this.moduleId,
+      maxPcrs: MAX_PCRS,
+      lockedPcrs: this.bank.lockedIndices(),
+      digest: 'SHA384',
+    };
+  }
+
+  // ---- typed API: one method per request; errors become NsmError -----------------------------
+
+  private async expect<T extends NsmResponse['type']>(req: NsmRequest, type: T): Promise<Extract<NsmResponse, { type: T }>> {
+    const r = await this.request(req);
+    if (r.type === 'Error') throw new NsmError(r.code);
+    if (r.type !== type) throw new NsmError('InvalidResponse');
+    return r as Extract<NsmResponse, { type: T }>;
+  }
+
+  async describePcr(index: number): Promise<{ lock: boolean; data: Uint8Array }> {
+    const { lock, data } = await this.expect({ type: 'DescribePCR', index }, 'DescribePCR');
+    return { lock, data };
+  }
+
+  async extendPcr(index: number, data: Uint8Array): Promise<Uint8Array> {
+    return (await this.expect({ type: 'ExtendPCR', index, data }, 'ExtendPCR')).data;
+  }
+
+  async lockPcr(index: number): Promise<void> {
+    await this.expect({ type: 'LockPCR', index }, 'LockPCR');
+  }
+
+  async lockPcrs(range: number): Promise<void> {
+    await this.expect({ type: 'LockPCRs', range }, 'LockPCRs');
+  }
+
+  async describeNsm(): Promise<NsmDescription> {
+    const { type: _type, ...description } = await this.expect({ type: 'DescribeNSM' }, 'DescribeNSM');
+    return description;
+  }
+
+  async getRandom(): Promise<Uint8Array> {
+    return (await this.expect({ type: 'GetRandom' }, 'GetRandom')).random;
+  }
+
+  async attestation(options: AttestationOptions = {}): Promise<Uint8Array> {
+    const req: NsmRequest = {
+      type: 'Attestation',
+      userData: options.userData ?? null,
+      nonce: options.nonce ?? null,
+      publicKey: options.publicKey ?? null,
+    };
+    return (await this.expect(req, 'Attestation')).document;
+  }
+
+  // ---- state for snapshots ----------------------------------------------------------------------
+
+  /** The mutable state: PCR values and locks, and the positions of the seeded streams. */
+  exportState(): { pcrs: Uint8Array; locks: boolean[]; randomPositions: number[] } {
+    const { values, locks } = this.bank.export();
+    return { pcrs: values, locks, randomPositions: this.streams.map((s) => s.position) };
+  }
+
+  /** Restores what {@link exportState} returned (from a device made with the same options). */
+  importState(state: { pcrs: Uint8Array; locks: readonly boolean[]; randomPositions: readonly number[] }): void {
+    if (state.randomPositions.length !== this.streams.length) throw new RangeError('random stream count differs');
+    this.bank.import({ values: state.pcrs, locks: state.locks });
+    this.streams.forEach((s, i) => (s.position = state.randomPositions[i]!));
+  }
+}
+
+type Handler<R extends NsmRequest> = (d: NsmDevice, r: R) => NsmResponse | Promise<NsmResponse>;
+type HandlerTable = { [K in NsmRequest['type']]: Handler<Extract<NsmRequest, { type: K }>> };
+
+/** One handler per request, chosen by name. */
+const HANDLERS: HandlerTable = {
+  DescribePCR: (d, r) => d.describePcrNow(r.index),
+  ExtendPCR: (d, r) => d.extendPcrNow(r.index, r.data),
+  LockPCR: (d, r) => d.lockPcrNow(r.index),
+  LockPCRs: (d, r) => d.lockPcrsNow(r.range),
+  DescribeNSM: (d) => d.describeNsmNow(),
+  GetRandom: (d) => d.getRandomNow(),
+  Attestation: (d, r) => d.attestationNow(r),
+};
+
+function normalizeBootPcrs(
+  pcrs: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>> | undefined,
+): ReadonlyMap<number, Uint8Array> {
+  const entries: Array<[number, Uint8Array]> =
+    pcrs === undefined ? [] : pcrs instanceof Map ? [...pcrs] : Object.entries(pcrs).map(([k, v]) => [Number(k), v]);
+  const out = new Map<number, Uint8Array>();
+  for (const [i, v] of entries) {
+    if (!Number.isInteger(i) || i < 0 || i >= MAX_PCRS) throw new RangeError(`boot PCR index ${i} is not in [0, ${MAX_PCRS})`);
+    if (!(v instanceof Uint8Array) || v.length !== PCR_LENGTH) {
+      throw new RangeError(`boot value of PCR ${i} must be ${PCR_LENGTH} bytes`);
+    }
+    out.set(i, v.slice());
+  }
+  return out;
+}

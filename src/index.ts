@@ -1,0 +1,18 @@
+/**
+ * nsm-emulator: the public surface of the runtime-agnostic core (no Node-only APIs here;
+ * Node-only helpers such as file loaders and servers are under `nsm-emulator/node`).
+ * @module
+ */
+export { NsmDevice, type NsmDeviceOptions, type AttestationOptions } from './device/nsm-device.js';
+export { NsmError, ERROR_CODES, errorCodeNumber, type ErrorCode } from './device/error-code.js';
+export { PcrBank, extendDigest, type PcrValue } from './device/pcr-bank.js';
+export { SeededRandom, systemRandom, type RandomSource } from './device/random.js';
+export type { Attester, AttesterEnv, AttesterFactory, AttestationInput } from './device/attester.js';
+export * as limits from './device/limits.js';
+export type { NsmRequest, NsmResponse, NsmDescription, NsmRequestType } from './wire/messages.js';
+export { decodeRequest, type DecodedRequest } from './wire/decode-request.js';
+export { encodeResponse } from './wire/encode-response.js';
+export { encodeRequest } from './wire/encode-request.js';
+export { decodeResponse } from './wire/decode-response.js';
+export { CborWriter } from './wire/cbor-encode.js';
+export { decodeCbor, decodeCborItem, CborDecodeError, type CborValue } from './wire/cbor-decode.js';

@@ -1,0 +1,181 @@
+/**
+ * CBOR writer (RFC 8949) with full control over every header byte.
+ *
+ * Byte-exact output is the point: integers take their shortest form unless a fixed width is
+ * asked for (the attestation timestamp is always `1b` + 8 bytes), containers are definite
+ * unless an indefinite map is opened explicitly, and nothing is reordered. No hidden state
+ * beyond the buffer being written.
+ * @module
+ */
+
+const utf8 = new TextEncoder();
+
+export class CborWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  private pos = 0;
+
+  constructor(initialSize = 256) {
+    this.buf = new Uint8Array(initialSize);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private ensure(extra: number): void {
+    const need = this.pos + extra;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  /** Major type + argument in its shortest form. */
+  head(major: number, arg: number | bigint): this {
+    const m = major << 5;
+    if (typeof arg === 'bigint') {
+      if (arg < 0n || arg > 0xffff_ffff_ffff_ffffn) throw new RangeError('CBOR argument out of range');
+      if (arg <= 0xffff_ffffn) return this.head(major, Number(arg));
+      this.ensure(9);
+      this.buf[this.pos++] = m | 27;
+      this.view.setBigUint64(this.pos, arg);
+      this.pos += 8;
+      return this;
+    }
+    if (!Number.isInteger(arg) || arg < 0 || arg > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError('CBOR argument out of range');
+    }
+    this.ensure(9);
+    if (arg < 24) {
+      this.buf[this.pos++] = m | arg;
+    } else if (arg <= 0xff) {
+      this.buf[this.pos++] = m | 24;
+      this.buf[this.pos++] = arg;
+    } else if (arg <= 0xffff) {
+      this.buf[this.pos++] = m | 25;
+      this.view.setUint16(this.pos, arg);
+      this.pos += 2;
+    } else if (arg <= 0xffff_ffff) {
+      this.buf[this.pos++] = m | 26;
+      this.view.setUint32(this.pos, arg);
+      this.pos += 4;
+    } else {
+      this.buf[this.pos++] = m | 27;
+      this.view.setBigUint64(this.pos, BigInt(arg));
+      this.pos += 8;
+    }
+    return this;
+  }
+
+  uint(n: number | bigint): this {
+    return this.head(0, n);
+  }
+
+  /** Unsigned integer always written as `1b` + 8 bytes, whatever its value. */
+  uint64(n: number | bigint): this {
+    const v = BigInt(n);
+    if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new RangeError('CBOR uint64 out of range');
+    this.ensure(9);
+    this.buf[this.pos++] = 0x1b;
+    this.view.setBigUint64(this.pos, v);
+    this.pos += 8;
+    return this;
+  }
+
+  /** Signed integer: major type 0 or 1, shortest form. */
+  int(n: number | bigint): this {
+    if (typeof n === 'bigint') return n < 0n ? this.head(1, -1n - n) : this.head(0, n);
+    return n < 0 ? this.head(1, -1 - n) : this.head(0, n);
+  }
+
+  bytes(b: Uint8Array): this {
+    this.head(2, b.length);
+    return this.raw(b);
+  }
+
+  text(s: string): this {
+    // Fast path for short ASCII (every key and most values on this wire).
+    if (s.length < 24) {
+      this.ensure(1 + s.length);
+      let ascii = true;
+      for (let i = 0; i < s.length; i++) {
+        if (s.charCodeAt(i) > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        this.buf[this.pos++] = 0x60 | s.length;
+        for (let i = 0; i < s.length; i++) this.buf[this.pos++] = s.charCodeAt(i);
+        return this;
+      }
+    }
+    const b = utf8.encode(s);
+    this.head(3, b.length);
+    return this.raw(b);
+  }
+
+  arrayHeader(n: number): this {
+    return this.head(4, n);
+  }
+
+  mapHeader(n: number): this {
+    return this.head(5, n);
+  }
+
+  /** Opens an indefinite-length map (`bf`); close it with {@link end}. */
+  mapIndefinite(): this {
+    return this.byte(0xbf);
+  }
+
+  /** The `ff` break that closes an indefinite-length container. */
+  end(): this {
+    return this.byte(0xff);
+  }
+
+  tag(t: number): this {
+    return this.head(6, t);
+  }
+
+  bool(b: boolean): this {
+    return this.byte(b ? 0xf5 : 0xf4);
+  }
+
+  null(): this {
+    return this.byte(0xf6);
+  }
+
+  /** Byte string, or null when the value is absent. */
+  bytesOrNull(b: Uint8Array | null | undefined): this {
+    return b == null ? this.null() : this.bytes(b);
+  }
+
+  byte(v: number): this {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+    return this;
+  }
+
+  /** Appends bytes that are already CBOR (or part of an item) verbatim. */
+  raw(b: Uint8Array): this {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  get length(): number {
+    return this.pos;
+  }
+
+  /** A copy of what was written, sized exactly. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+/** Encodes one CBOR text string on its own (handy for precomputed constants). */
+export function cborText(s: string): Uint8Array {
+  return new CborWriter(s.length + 9).text(s).finish();
+}
