@@ -1,0 +1,91 @@
+/**
+ * `nsm-emulator rpc`: one emulated device per process, driven through stdin/stdout, one raw
+ * request per line. Tools outside this code rely on this interface: keep it stable.
+ * @module
+ */
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { NsmDevice } from '../device/nsm-device.js';
+import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
+import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { jsonToRequest, responseToJson } from './json-codec.js';
+import { toHex } from './parse.js';
+
+const HELP = `Usage: nsm-emulator rpc [options]
+
+Runs one emulated NSM and answers requests read from standard input, one per line, in order.
+Device state (PCRs, locks) persists from line to line; the command exits 0 at end of input.
+
+Hex mode (default): each line is one raw CBOR request in hex (whitespace inside a line is
+ignored, blank lines are skipped); each answer is one line of lowercase hex holding the raw
+CBOR response. A line that is not hex gets a message on standard error and no answer.
+
+  $ echo 6b44657363726962654e534d | nsm-emulator rpc --seed 01
+  a16b44657363726962654e534da7...
+
+JSON mode (--json): each line is one JSON value in serde's externally tagged shape of
+nsm-api's types, with byte strings as hex, and each answer is one JSON line in the same form:
+  "DescribeNSM"                                  "GetRandom"
+  {"DescribePCR":{"index":0}}                    {"LockPCR":{"index":16}}
+  {"ExtendPCR":{"index":16,"data":"010203"}}     {"LockPCRs":{"range":32}}
+  {"Attestation":{"user_data":"aa","nonce":null,"public_key":null}}
+Answers: {"DescribePCR":{"lock":true,"data":"00..."}}, "LockPCR", {"Error":"ReadOnlyIndex"}, ...
+Strings under data, user_data, nonce and public_key are hex; other strings are text. Any
+shape can be sent (the device answers malformed ones with an Error), so error paths can be
+tried from JSON too. A line that is not JSON gets a message on standard error and no answer.
+
+Options:
+  --json                JSON in and out instead of hex
+${BOOT_OPTIONS_HELP}
+`;
+
+const HEX_LINE = /^(?:[0-9a-fA-F]{2})*$/;
+
+function hexToBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...BOOT_OPTION_SPEC, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { json, ...boot } = parsed.values;
+  const device = new NsmDevice(await deviceOptionsFromFlags(boot as BootFlags));
+  const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    let request: Uint8Array;
+    if (json) {
+      if (line.trim() === '') continue;
+      try {
+        request = jsonToRequest(line);
+      } catch (e) {
+        io.stderr.write(`nsm-emulator rpc: stdin line ${n}: ${(e as Error).message}; no request sent\n`);
+        continue;
+      }
+    } else {
+      const hex = line.replace(/\s+/g, '');
+      if (hex === '') continue;
+      if (!HEX_LINE.test(hex)) {
+        io.stderr.write(`nsm-emulator rpc: stdin line ${n}: expected hex bytes (an even number of 0-9a-f digits); no request sent\n`);
+        continue;
+      }
+      request = hexToBytes(hex);
+    }
+    const response = await device.handleRaw(request);
+    io.stdout.write((json ? JSON.stringify(responseToJson(response)) : toHex(response)) + '\n');
+  }
+  return 0;
+}
+
+export const command: CliCommand = {
+  summary: 'answer raw NSM requests from stdin (hex or JSON lines), one device per process',
+  help: HELP,
+  run,
+};
