@@ -64,8 +64,6 @@ export class NsmDevice {
   private readonly randomSource: RandomSource;
   private readonly attesterRandom: RandomSource;
   private readonly attesterFactory: AttesterFactory;
-  /** The identity options as given, so {@link bootOptions} can rebuild the same module id. */
-  private readonly identity: { moduleId?: string; instanceId?: string };
   private attester: Promise<Attester> | null = null;
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
@@ -77,8 +75,10 @@ export class NsmDevice {
     this.attesterRandom = this.stream('attestation');
     this.attesterFactory = options.attester ?? defaultAttester;
     this.bootPcrs = normalizeBootPcrs(options.pcrs);
-    this.identity = { moduleId: options.moduleId, instanceId: options.instanceId };
-    this.moduleId = options.moduleId ?? defaultModuleId(this.stream('module-id'), this.clock(), options.instanceId, this.seed !== null);
+    // The module-id stream exists even when the id is given, so every device made with the same
+    // seed has the same streams and accepts another's exported state.
+    const idStream = this.stream('module-id');
+    this.moduleId = options.moduleId ?? defaultModuleId(idStream, this.clock(), options.instanceId, this.seed !== null);
     if (typeof this.moduleId !== 'string' || this.moduleId.length === 0) {
       throw new TypeError('moduleId must be a non-empty string');
     }
@@ -274,16 +274,12 @@ export class NsmDevice {
   // ---- state for snapshots ----------------------------------------------------------------------
 
   /**
-   * Options that rebuild this device's boot state (add a clock and an attester): the module id
-   * (or, for a seeded device that derived it, the seed and instance id it came from), the seed
-   * and the boot PCR values. A device made from them accepts this one's {@link exportState}.
+   * Options that rebuild this device's boot state (add a clock and an attester): its module id,
+   * seed and boot PCR values. A device made from them accepts this one's {@link exportState}.
    */
-  bootOptions(): { moduleId?: string; instanceId?: string; seed?: Uint8Array; pcrs: Map<number, Uint8Array> } {
+  bootOptions(): { moduleId: string; seed?: Uint8Array; pcrs: Map<number, Uint8Array> } {
     const pcrs = new Map([...this.bootPcrs].map(([i, v]) => [i, v.slice()] as [number, Uint8Array]));
-    if (this.seed === null) return { moduleId: this.moduleId, pcrs };
-    const seed = this.seed.slice();
-    if (this.identity.moduleId !== undefined) return { moduleId: this.moduleId, seed, pcrs };
-    return this.identity.instanceId === undefined ? { seed, pcrs } : { instanceId: this.identity.instanceId, seed, pcrs };
+    return this.seed === null ? { moduleId: this.moduleId, pcrs } : { moduleId: this.moduleId, seed: this.seed.slice(), pcrs };
   }
 
   /** The mutable state: PCR values and locks, and the positions of the seeded streams. */
