@@ -70,6 +70,17 @@ describe('responses as nsm-api (serde_cbor) encodes them', () => {
     expect(await ask(device(), '6b44657363726962654e534d')).toBe(expected);
   });
 
+  it("DescribeNSM: the same content as QEMU's 137-byte boot answer (spec 3.5), in nsm-api's key order", async () => {
+    const qemu = unhex(
+      'a16b44657363726962654e534da76664696765737466534841333834686d61785f706372731820696d6f64756c655f69646d692d3233342d656e63353637386b6c6f636b65645f7063727390000102030405060708090a0b0c0d0e0f6d76657273696f6e5f6d616a6f72016d76657273696f6e5f6d696e6f72006d76657273696f6e5f706174636800',
+    );
+    expect(qemu.length).toBe(137);
+    const ours = await new NsmDevice({ moduleId: 'i-234-enc5678' }).handleRaw(unhex('6b44657363726962654e534d'));
+    expect(ours.length).toBe(137);
+    expect(decodeResponse(ours)).toEqual(decodeResponse(qemu));
+    expect(cborxDecode(ours)).toEqual(cborxDecode(qemu));
+  });
+
   it('GetRandom: the exact prefix the Linux hwrng parser requires, then 256 bytes', async () => {
     const r = await ask(device(), '6947657452616e646f6d');
     expect(r.slice(0, 44)).toBe('a1' + '69' + ascii('GetRandom') + 'a1' + '66' + ascii('random') + '590100');
