@@ -1,0 +1,102 @@
+/**
+ * The COSE_Sign1 that signs PCR0 in a signed EIF, as AWS's builder makes it: untagged, the
+ * protected header `{1: alg}`, an empty unprotected map, the `PcrInfo` payload, and an ECDSA
+ * signature r || s over the `Signature1` structure, hashed with the curve's own hash.
+ * @module
+ */
+import { p256, p384, p521 } from '@noble/curves/nist.js';
+import { CborWriter } from '../wire/cbor-encode.js';
+import { type CborValue, CborDecodeError, decodeCbor } from '../wire/cbor-decode.js';
+import type { EcCurve, EcPublicKey } from './certificate.js';
+import { EifSignatureError } from './errors.js';
+
+export const COSE_ALGORITHMS = { ES256: -7, ES384: -35, ES512: -36 } as const;
+export type CoseAlgorithm = keyof typeof COSE_ALGORITHMS;
+
+const BY_CURVE: Record<EcCurve, { alg: CoseAlgorithm; ecdsa: typeof p256; size: number }> = {
+  'P-256': { alg: 'ES256', ecdsa: p256, size: 32 },
+  'P-384': { alg: 'ES384', ecdsa: p384, size: 48 },
+  'P-521': { alg: 'ES512', ecdsa: p521, size: 66 },
+};
+
+export interface CoseSign1 {
+  readonly protectedBytes: Uint8Array;
+  readonly algorithm: number | undefined;
+  readonly payload: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+function protectedHeader(alg: number): Uint8Array {
+  return new CborWriter(8).mapHeader(1).uint(1).int(alg).finish();
+}
+
+/** `["Signature1", protected, h'', payload]`: the bytes ECDSA signs. */
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
+  return new CborWriter(64 + payload.length).arrayHeader(4).text('Signature1').bytes(protectedBytes).bytes(new Uint8Array(0)).bytes(payload).finish();
+}
+
+/** The curve's COSE algorithm name. */
+export function algorithmForCurve(curve: EcCurve): CoseAlgorithm {
+  return BY_CURVE[curve].alg;
+}
+
+/** Signs `payload` (deterministic ECDSA, RFC 6979) and returns the untagged COSE_Sign1 bytes. */
+export function signCoseSign1(payload: Uint8Array, key: { curve: EcCurve; secret: Uint8Array }): Uint8Array {
+  const { alg, ecdsa } = BY_CURVE[key.curve];
+  const prot = protectedHeader(COSE_ALGORITHMS[alg]);
+  const sig = ecdsa.sign(sigStructure(prot, payload), key.secret, { prehash: true });
+  return new CborWriter(64 + payload.length + sig.length).arrayHeader(4).bytes(prot).mapHeader(0).bytes(payload).bytes(sig).finish();
+}
+
+/** Decodes a COSE_Sign1 (tagged 18 or not). Throws {@link EifSignatureError} `BAD_COSE`. */
+export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
+  let v: CborValue;
+  try {
+    v = decodeCbor(bytes, { maxDepth: 8 });
+  } catch (e) {
+    if (e instanceof CborDecodeError) throw new EifSignatureError('BAD_COSE', `PCR0 signature is not CBOR: ${e.message}`);
+    throw e;
+  }
+  if (v.type === 'tag' && v.tag === 18) v = v.value;
+  if (v.type !== 'array' || v.items.length !== 4) throw new EifSignatureError('BAD_COSE', 'PCR0 signature is not a COSE_Sign1 (an array of 4)');
+  const [p, u, payload, sig] = v.items as [CborValue, CborValue, CborValue, CborValue];
+  if (p.type !== 'bytes' || u.type !== 'map' || payload.type !== 'bytes' || sig.type !== 'bytes') {
+    throw new EifSignatureError('BAD_COSE', 'PCR0 signature COSE_Sign1 fields have the wrong types');
+  }
+  let algorithm: number | undefined;
+  if (p.value.length > 0) {
+    let h: CborValue;
+    try {
+      h = decodeCbor(p.value);
+    } catch {
+      throw new EifSignatureError('BAD_COSE', 'PCR0 signature protected header is not CBOR');
+    }
+    if (h.type !== 'map') throw new EifSignatureError('BAD_COSE', 'PCR0 signature protected header is not a map');
+    for (const [k, val] of h.entries) {
+      if (k.type === 'uint' && k.value === 1 && (val.type === 'nint' || val.type === 'uint') && typeof val.value === 'number') {
+        algorithm = val.value;
+      }
+    }
+  }
+  return { protectedBytes: p.value, algorithm, payload: payload.value, signature: sig.value };
+}
+
+/**
+ * Checks a COSE_Sign1 with an EC public key: the algorithm must be the one that goes with the
+ * key's curve and the signature must verify. Throws {@link EifSignatureError}.
+ */
+export function verifyCoseSign1(cose: CoseSign1, key: EcPublicKey): void {
+  const { alg, ecdsa, size } = BY_CURVE[key.curve];
+  if (cose.algorithm !== COSE_ALGORITHMS[alg]) {
+    throw new EifSignatureError('UNSUPPORTED_ALGORITHM', `PCR0 signature algorithm ${cose.algorithm ?? '(none)'} does not match the ${key.curve} certificate key (expected ${alg}, ${COSE_ALGORITHMS[alg]})`);
+  }
+  let ok = false;
+  if (cose.signature.length === 2 * size) {
+    try {
+      ok = ecdsa.verify(cose.signature, sigStructure(cose.protectedBytes, cose.payload), key.point, { prehash: true, lowS: false });
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new EifSignatureError('BAD_SIGNATURE', 'PCR0 signature does not verify with the signing certificate key');
+}
