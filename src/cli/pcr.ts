@@ -1,0 +1,82 @@
+/**
+ * `nsm-emulator pcr`: the PCR value one input produces, as `nitro-cli pcr` prints it.
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { certificateDerFromPem } from '../eif/certificate.js';
+import { extendFromZero } from '../eif/hash.js';
+import { toPrettyJson } from '../eif/json-text.js';
+import { latin1Text } from '../eif/pem.js';
+import { parentInstancePcr, parentRolePcr } from '../eif/boot-profile.js';
+import { nodeSha384 } from '../node/eif-file.js';
+import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { toHex } from './parse.js';
+
+const HELP = `Usage: nsm-emulator pcr (--input FILE | --signing-certificate FILE | --parent-role ARN | --parent-id ID)
+
+Prints the PCR value one input measures to: SHA-384 of 48 zero bytes followed by the SHA-384 of
+the input, the single extend of a zero register that Nitro uses.
+
+  --input FILE                the file's bytes                      -> {"PCR": ...}
+  --signing-certificate FILE  the DER of the first PEM certificate  -> {"PCR8": ...}
+                              (what a signed EIF puts in PCR8)
+  --parent-role ARN           the parent's IAM role ARN, extended as raw UTF-8 -> {"PCR3": ...}
+  --parent-id ID              the parent instance id, extended as raw UTF-8    -> {"PCR4": ...}
+
+The first two print exactly what 'nitro-cli pcr' prints; the last two are this emulator's
+additions (PCR3 and PCR4 are not hashed first: the string itself is the extend data).`;
+
+async function readInput(option: string, path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    throw new UsageError(`${option} ${path}: cannot read the file (${(e as { code?: string }).code ?? (e as Error).message})`);
+  }
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { input: { type: 'string' }, 'signing-certificate': { type: 'string' }, 'parent-role': { type: 'string' }, 'parent-id': { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const given = (['input', 'signing-certificate', 'parent-role', 'parent-id'] as const).filter((k) => values[k] !== undefined);
+  if (given.length !== 1) throw new UsageError('give exactly one of --input, --signing-certificate, --parent-role, --parent-id');
+  let key: string;
+  let value: Uint8Array;
+  if (values.input !== undefined) {
+    key = 'PCR';
+    value = extendFromZero(nodeSha384Digest(await readInput('--input', values.input)), nodeSha384);
+  } else if (values['signing-certificate'] !== undefined) {
+    const path = values['signing-certificate'];
+    const der = certificateDerFromPem(latin1Text(await readInput('--signing-certificate', path)));
+    if (!der) throw new UsageError(`--signing-certificate ${path}: expected a PEM file holding an X.509 certificate ("-----BEGIN CERTIFICATE-----")`);
+    key = 'PCR8';
+    value = extendFromZero(nodeSha384Digest(der), nodeSha384);
+  } else if (values['parent-role'] !== undefined) {
+    if (values['parent-role'] === '') throw new UsageError("--parent-role '': expected an IAM role ARN");
+    key = 'PCR3';
+    value = parentRolePcr(values['parent-role'], nodeSha384);
+  } else {
+    if (values['parent-id'] === '') throw new UsageError("--parent-id '': expected a parent instance id");
+    key = 'PCR4';
+    value = parentInstancePcr(values['parent-id']!, nodeSha384);
+  }
+  io.stdout.write(toPrettyJson(new Map([[key, toHex(value)]])) + '\n');
+  return 0;
+}
+
+function nodeSha384Digest(data: Uint8Array): Uint8Array {
+  const h = nodeSha384();
+  h.update(data);
+  return h.digest();
+}
+
+export const command: CliCommand = { summary: 'Print the PCR value of a file, signing certificate, role ARN or instance id', help: HELP, run };
