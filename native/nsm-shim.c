@@ -1,0 +1,835 @@
+/*
+ * nsm-emulator preload shim: lets an unmodified, dynamically linked program use an emulated
+ * Nitro Secure Module. Loaded with LD_PRELOAD, it answers opens of /dev/nsm with a connection
+ * to an `nsm-emulator serve` server and carries each NSM_IOCTL_RAW over that connection,
+ * reproducing the Linux driver's ioctl semantics (drivers/misc/nsm.c):
+ *
+ *   - cmd other than NSM_IOCTL_RAW on the device: EINVAL (the generic FIOCLEX, FIONCLEX,
+ *     FIONBIO and FIOASYNC are handled as the VFS handles them for a character device);
+ *   - unreadable argument: EFAULT; request longer than 0x1000 bytes: EMSGSIZE, and nothing is
+ *     sent; unreadable request bytes: EFAULT, nothing sent;
+ *   - the response is cut to the caller's response.len, and response.len is written back; an
+ *     unwritable response buffer or argument: EFAULT (after the request has taken effect, as
+ *     in the kernel);
+ *   - server gone or connection broken: EIO, at once and on every later ioctl on that
+ *     descriptor; no answer within NSM_EMULATOR_TIMEOUT_MS (default 120000, the driver's own
+ *     timeout): ETIMEDOUT.
+ *
+ * Environment:
+ *   NSM_EMULATOR_SOCKET      server address: a Unix socket path (optionally "unix:PATH") or
+ *                            "tcp:HOST:PORT". Unset or empty: the shim does nothing at all.
+ *   NSM_EMULATOR_DEVICE      path to intercept (default /dev/nsm), compared as a string.
+ *   NSM_EMULATOR_TIMEOUT_MS  per-ioctl timeout in milliseconds.
+ *
+ * Each open gets its own connection. Transactions on one connection are serialized by a mutex
+ * (so many threads may share one descriptor); the server serializes across connections, as the
+ * driver's mutex does. After fork the child opens its own connection on first use, so parent
+ * and child never interleave frames on one socket. Descriptors made by dup() are recognized by
+ * the identity of the socket they refer to; a descriptor inherited across exec is recognized by
+ * the address of its peer.
+ *
+ * Wire framing (both ways): 4-byte big-endian length, then that many bytes of raw CBOR.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NSM_IOCTL_RAW 0xC0200A00UL
+#define NSM_REQUEST_MAX_SIZE 0x1000
+#define NSM_RESPONSE_MAX_SIZE 0x3000
+#define DEFAULT_TIMEOUT_MS 120000
+
+#define EXPORT __attribute__((visibility("default")))
+
+struct nsm_iovec {
+	uint64_t addr;
+	uint64_t len;
+};
+
+struct nsm_raw {
+	struct nsm_iovec request;
+	struct nsm_iovec response;
+};
+
+/* One connection to the server, shared by every descriptor that refers to it. */
+struct conn {
+	pthread_mutex_t io; /* held for a whole request/response exchange */
+	int sock;           /* private close-on-exec descriptor the exchanges use */
+	pid_t pid;          /* process that opened sock */
+	int broken;         /* an exchange failed: answer EIO from now on */
+	int refs;           /* descriptors + exchanges in flight; guarded by table_lock */
+	dev_t dev;          /* identity of the socket the application's descriptors refer to */
+	ino_t ino;
+};
+
+/* Application descriptor -> connection. */
+struct entry {
+	int fd;
+	struct conn *c;
+	struct entry *next;
+};
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry *entries;
+static int entry_count; /* read without the lock on the fast path */
+static int vm_copy_unusable;
+
+/* ---- the real libc functions --------------------------------------------------------------- */
+
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+typedef int (*open2_fn)(const char *, int);
+typedef int (*openat2_fn)(int, const char *, int);
+typedef int (*ioctl_fn)(int, unsigned long, ...);
+typedef int (*close_fn)(int);
+
+static void *next_symbol(const char *name, void **slot)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (f == NULL) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+#define REAL(type, name)                                      \
+	static type real_##name(void)                             \
+	{                                                         \
+		static void *slot;                                    \
+		return (type)next_symbol(#name, &slot);               \
+	}
+
+REAL(open_fn, open)
+REAL(open_fn, open64)
+REAL(openat_fn, openat)
+REAL(openat_fn, openat64)
+REAL(open2_fn, __open_2)
+REAL(open2_fn, __open64_2)
+REAL(openat2_fn, __openat_2)
+REAL(openat2_fn, __openat64_2)
+REAL(ioctl_fn, ioctl)
+REAL(close_fn, close)
+
+static int sys_close(int fd)
+{
+	close_fn f = real_close();
+	return f ? f(fd) : -1;
+}
+
+/* ---- configuration --------------------------------------------------------------------------- */
+
+static const char *server_address(void)
+{
+	const char *a = getenv("NSM_EMULATOR_SOCKET");
+	return a != NULL && *a != '\0' ? a : NULL;
+}
+
+static int is_device_path(const char *path)
+{
+	const char *dev = getenv("NSM_EMULATOR_DEVICE");
+	if (dev == NULL || *dev == '\0')
+		dev = "/dev/nsm";
+	return path != NULL && strcmp(path, dev) == 0 && server_address() != NULL;
+}
+
+static int64_t timeout_ms(void)
+{
+	const char *t = getenv("NSM_EMULATOR_TIMEOUT_MS");
+	if (t != NULL && *t != '\0') {
+		char *end;
+		long long v = strtoll(t, &end, 10);
+		if (*end == '\0' && v > 0)
+			return v;
+	}
+	return DEFAULT_TIMEOUT_MS;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- socket I/O with a deadline ------------------------------------------------------------ */
+
+/* Waits for `events` on fd; 0, or a negative errno (ETIMEDOUT past the deadline). */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p = { .fd = fd, .events = events };
+		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -EIO;
+	}
+}
+
+static int send_all(int fd, const uint8_t *buf, size_t n, int64_t deadline)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			buf += w;
+			n -= (size_t)w;
+		} else if (w < 0 && errno == EINTR) {
+			continue;
+		} else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = wait_fd(fd, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+		} else {
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* Reads exactly n bytes (or discards them when buf is NULL). EOF is EIO. */
+static int recv_all(int fd, uint8_t *buf, size_t n, int64_t deadline)
+{
+	uint8_t sink[4096];
+	while (n > 0) {
+		int r = wait_fd(fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
+		for (;;) {
+			uint8_t *dst = buf != NULL ? buf : sink;
+			size_t want = buf != NULL ? n : (n < sizeof(sink) ? n : sizeof(sink));
+			ssize_t got = recv(fd, dst, want, MSG_DONTWAIT);
+			if (got > 0) {
+				if (buf != NULL)
+					buf += got;
+				n -= (size_t)got;
+				if (n == 0)
+					return 0;
+				continue;
+			}
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* ---- connecting ---------------------------------------------------------------------------- */
+
+static int connect_with_deadline(int s, const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+	for (;;) {
+		if (connect(s, sa, len) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EINPROGRESS) {
+			int r = wait_fd(s, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+			int err = 0;
+			socklen_t el = sizeof(err);
+			if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+				return -errno;
+			return err == 0 ? 0 : -err;
+		}
+		if (errno == EAGAIN) { /* Unix socket backlog full: try again shortly */
+			if (now_ms() >= deadline)
+				return -ETIMEDOUT;
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		return -errno;
+	}
+}
+
+/* A new connected socket (close-on-exec, blocking mode), or a negative errno. */
+static int connect_server(void)
+{
+	const char *addr = server_address();
+	if (addr == NULL)
+		return -ENXIO;
+	int64_t deadline = now_ms() + timeout_ms();
+	int s = -1, r;
+
+	if (strncmp(addr, "tcp:", 4) == 0) {
+		char host[256];
+		const char *hp = addr + 4, *port;
+		size_t hl;
+		if (hp[0] == '[') {
+			const char *close_br = strchr(hp, ']');
+			if (close_br == NULL || close_br[1] != ':')
+				return -EINVAL;
+			hl = (size_t)(close_br - hp - 1);
+			hp++;
+			port = close_br + 2;
+		} else {
+			const char *colon = strrchr(hp, ':');
+			if (colon == NULL)
+				return -EINVAL;
+			hl = (size_t)(colon - hp);
+			port = colon + 1;
+		}
+		if (hl == 0 || hl >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, hp, hl);
+		host[hl] = '\0';
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+		if (getaddrinfo(host, port, &hints, &res) != 0)
+			return -EHOSTUNREACH;
+		r = -ECONNREFUSED;
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			s = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (s < 0) {
+				r = -errno;
+				continue;
+			}
+			r = connect_with_deadline(s, ai->ai_addr, ai->ai_addrlen, deadline);
+			if (r == 0)
+				break;
+			sys_close(s);
+			s = -1;
+		}
+		freeaddrinfo(res);
+		if (s < 0)
+			return r;
+		int one = 1;
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		const char *path = strncmp(addr, "unix:", 5) == 0 ? addr + 5 : addr;
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		if (strlen(path) >= sizeof(sun.sun_path))
+			return -ENAMETOOLONG;
+		strcpy(sun.sun_path, path);
+		s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (s < 0)
+			return -errno;
+		r = connect_with_deadline(s, (struct sockaddr *)&sun, sizeof(sun), deadline);
+		if (r < 0) {
+			sys_close(s);
+			return r;
+		}
+	}
+	int fl = fcntl(s, F_GETFL);
+	if (fl >= 0)
+		fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
+	return s;
+}
+
+/* True when fd is a Unix socket connected to the configured server (an inherited NSM fd). */
+static int peer_is_server(int fd)
+{
+	const char *addr = server_address();
+	if (addr == NULL || strncmp(addr, "tcp:", 4) == 0)
+		return 0;
+	const char *path = strncmp(addr, "unix:", 5) == 0 ? addr + 5 : addr;
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	memset(&sun, 0, sizeof(sun));
+	if (getpeername(fd, (struct sockaddr *)&sun, &len) < 0 || sun.sun_family != AF_UNIX)
+		return 0;
+	return strncmp(sun.sun_path, path, sizeof(sun.sun_path)) == 0;
+}
+
+/* ---- the descriptor table ------------------------------------------------------------------- */
+
+static struct conn *conn_new(int sock, const struct stat *app)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_init(&c->io, NULL);
+	c->sock = sock;
+	c->pid = getpid();
+	c->dev = app->st_dev;
+	c->ino = app->st_ino;
+	return c;
+}
+
+/* Both called with table_lock held. */
+static int entry_add(int fd, struct conn *c)
+{
+	struct entry *e = malloc(sizeof(*e));
+	if (e == NULL)
+		return -1;
+	e->fd = fd;
+	e->c = c;
+	e->next = entries;
+	entries = e;
+	c->refs++;
+	__atomic_add_fetch(&entry_count, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Removes fd's entry; returns its connection when that dropped the last reference. */
+static struct conn *entry_remove(int fd)
+{
+	for (struct entry **p = &entries; *p != NULL; p = &(*p)->next) {
+		if ((*p)->fd == fd) {
+			struct entry *e = *p;
+			struct conn *c = e->c;
+			*p = e->next;
+			free(e);
+			__atomic_sub_fetch(&entry_count, 1, __ATOMIC_RELEASE);
+			return --c->refs == 0 ? c : NULL;
+		}
+	}
+	return NULL;
+}
+
+static void conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->sock >= 0)
+		sys_close(c->sock);
+	pthread_mutex_destroy(&c->io);
+	free(c);
+}
+
+/*
+ * The connection behind fd, with a reference taken, or NULL when fd is not an NSM descriptor.
+ * Stale entries (fd closed or replaced behind our back, e.g. by dup2 or close_range) are
+ * dropped. With `adopt`, an unknown descriptor that refers to a known connection's socket
+ * (a dup) or to a socket connected to the server (inherited across exec) becomes one.
+ */
+static struct conn *acquire(int fd, int adopt)
+{
+	struct conn *c = NULL, *dead = NULL;
+	struct stat st;
+	int have_st = 0;
+	pthread_mutex_lock(&table_lock);
+	for (struct entry *e = entries; e != NULL; e = e->next) {
+		if (e->fd == fd) {
+			c = e->c;
+			break;
+		}
+	}
+	if (c != NULL || adopt)
+		have_st = fstat(fd, &st) == 0;
+	if (c != NULL && (!have_st || st.st_dev != c->dev || st.st_ino != c->ino)) {
+		dead = entry_remove(fd);
+		c = NULL;
+	}
+	if (c == NULL && adopt && have_st && S_ISSOCK(st.st_mode)) {
+		for (struct entry *e = entries; e != NULL; e = e->next) {
+			if (e->c->dev == st.st_dev && e->c->ino == st.st_ino) {
+				c = e->c;
+				break;
+			}
+		}
+		if (c != NULL) {
+			if (entry_add(fd, c) < 0)
+				c = NULL;
+		} else if (peer_is_server(fd)) {
+			int s = connect_server();
+			if (s >= 0) {
+				c = conn_new(s, &st);
+				if (c == NULL || entry_add(fd, c) < 0) {
+					if (c == NULL)
+						sys_close(s);
+					conn_free(c);
+					c = NULL;
+				}
+			}
+		}
+	}
+	if (c != NULL)
+		c->refs++;
+	pthread_mutex_unlock(&table_lock);
+	conn_free(dead);
+	return c;
+}
+
+static void release(struct conn *c)
+{
+	pthread_mutex_lock(&table_lock);
+	int last = --c->refs == 0;
+	pthread_mutex_unlock(&table_lock);
+	if (last)
+		conn_free(c);
+}
+
+/* ---- fork ----------------------------------------------------------------------------------- */
+
+static void before_fork(void)
+{
+	pthread_mutex_lock(&table_lock);
+}
+
+static void after_fork_parent(void)
+{
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* The child has one thread: locks held by vanished threads are remade; sockets are replaced
+   lazily (pid differs) so the child never writes into the parent's exchanges. */
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&table_lock, NULL);
+	for (struct entry *e = entries; e != NULL; e = e->next)
+		pthread_mutex_init(&e->c->io, NULL);
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* ---- user memory, checked as copy_from_user / copy_to_user would ---------------------------- */
+
+static int copy_in(void *dst, uint64_t src, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (src == 0)
+		return -EFAULT;
+	if (!__atomic_load_n(&vm_copy_unusable, __ATOMIC_RELAXED)) {
+		struct iovec local = { dst, n }, remote = { (void *)(uintptr_t)src, n };
+		ssize_t k = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		if (k == (ssize_t)n)
+			return 0;
+		if (k >= 0 || errno == EFAULT)
+			return -EFAULT;
+		__atomic_store_n(&vm_copy_unusable, 1, __ATOMIC_RELAXED); /* e.g. blocked by seccomp */
+	}
+	memcpy(dst, (const void *)(uintptr_t)src, n);
+	return 0;
+}
+
+static int copy_out(uint64_t dst, const void *src, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (dst == 0)
+		return -EFAULT;
+	if (!__atomic_load_n(&vm_copy_unusable, __ATOMIC_RELAXED)) {
+		struct iovec local = { (void *)src, n }, remote = { (void *)(uintptr_t)dst, n };
+		ssize_t k = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		if (k == (ssize_t)n)
+			return 0;
+		if (k >= 0 || errno == EFAULT)
+			return -EFAULT;
+		__atomic_store_n(&vm_copy_unusable, 1, __ATOMIC_RELAXED);
+	}
+	memcpy((void *)(uintptr_t)dst, src, n);
+	return 0;
+}
+
+/* ---- one exchange --------------------------------------------------------------------------- */
+
+/* Sends one request frame and reads the answer, keeping at most NSM_RESPONSE_MAX_SIZE bytes.
+   Called with c->io held. */
+static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint8_t *resp, uint32_t *resp_len)
+{
+	if (c->pid != getpid()) {
+		/* Forked: leave the parent's socket to the parent, talk over our own. */
+		if (c->sock >= 0)
+			sys_close(c->sock);
+		c->sock = connect_server();
+		c->pid = getpid();
+		c->broken = c->sock < 0;
+	}
+	if (c->broken)
+		return -EIO;
+	int64_t deadline = now_ms() + timeout_ms();
+	uint8_t hdr[4];
+	int r = send_all(c->sock, frame, frame_len, deadline);
+	if (r == 0)
+		r = recv_all(c->sock, hdr, 4, deadline);
+	if (r == 0) {
+		uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+		uint32_t keep = n < NSM_RESPONSE_MAX_SIZE ? n : NSM_RESPONSE_MAX_SIZE;
+		r = recv_all(c->sock, resp, keep, deadline);
+		if (r == 0 && n > keep)
+			r = recv_all(c->sock, NULL, n - keep, deadline);
+		*resp_len = keep;
+	}
+	if (r < 0) {
+		/* The stream can no longer be trusted: this descriptor is dead. */
+		c->broken = 1;
+		sys_close(c->sock);
+		c->sock = -1;
+		return r == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+	}
+	return 0;
+}
+
+static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
+{
+	/* Generic ioctls the VFS answers before the driver sees them. */
+	if (cmd == FIOCLEX || cmd == FIONCLEX || cmd == FIONBIO) {
+		ioctl_fn f = real_ioctl();
+		return f(fd, cmd, argp) == 0 ? 0 : -errno;
+	}
+	if (cmd == FIOASYNC) {
+		int on;
+		int r = copy_in(&on, (uint64_t)(uintptr_t)argp, sizeof(on));
+		if (r < 0)
+			return r;
+		return on ? -ENOTTY : 0;
+	}
+	if (cmd != NSM_IOCTL_RAW)
+		return -EINVAL;
+
+	struct nsm_raw raw;
+	uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];
+	uint8_t resp[NSM_RESPONSE_MAX_SIZE];
+	uint32_t resp_len = 0;
+	int r = copy_in(&raw, (uint64_t)(uintptr_t)argp, sizeof(raw));
+	if (r < 0)
+		return r;
+	if (raw.request.len > NSM_REQUEST_MAX_SIZE)
+		return -EMSGSIZE;
+	uint32_t n = (uint32_t)raw.request.len;
+	r = copy_in(frame + 4, raw.request.addr, n);
+	if (r < 0)
+		return r;
+	frame[0] = (uint8_t)(n >> 24);
+	frame[1] = (uint8_t)(n >> 16);
+	frame[2] = (uint8_t)(n >> 8);
+	frame[3] = (uint8_t)n;
+
+	pthread_mutex_lock(&c->io);
+	r = exchange(c, frame, 4 + (size_t)n, resp, &resp_len);
+	pthread_mutex_unlock(&c->io);
+	if (r < 0)
+		return r;
+
+	if (raw.response.len > resp_len)
+		raw.response.len = resp_len;
+	r = copy_out(raw.response.addr, resp, (size_t)raw.response.len);
+	if (r < 0)
+		return r;
+	return copy_out((uint64_t)(uintptr_t)argp, &raw, sizeof(raw));
+}
+
+/* ---- open ----------------------------------------------------------------------------------- */
+
+static int nsm_open(int flags)
+{
+	if ((flags & O_CREAT) && (flags & O_EXCL)) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (flags & O_DIRECTORY) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	int fd = connect_server();
+	if (fd < 0) {
+		const char *addr = server_address();
+		fprintf(stderr, "nsm-emulator shim: cannot reach the NSM server at NSM_EMULATOR_SOCKET=%s: %s\n",
+			addr ? addr : "", strerror(-fd));
+		errno = ENXIO;
+		return -1;
+	}
+	if (!(flags & O_CLOEXEC))
+		fcntl(fd, F_SETFD, 0);
+	int sock = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	struct stat st;
+	struct conn *c = NULL;
+	if (sock >= 0 && fstat(fd, &st) == 0)
+		c = conn_new(sock, &st);
+	if (c == NULL) {
+		if (sock >= 0)
+			sys_close(sock);
+		sys_close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	pthread_mutex_lock(&table_lock);
+	struct conn *stale = entry_remove(fd); /* an fd number closed behind our back */
+	int ok = entry_add(fd, c) == 0;
+	pthread_mutex_unlock(&table_lock);
+	conn_free(stale);
+	if (!ok) {
+		conn_free(c);
+		sys_close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	return fd;
+}
+
+static int has_mode(int flags)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+}
+
+static int pass_open(open_fn f, const char *path, int flags, mode_t mode)
+{
+	if (f == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return f(path, flags, mode);
+}
+
+static int pass_openat(openat_fn f, int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (f == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return f(dirfd, path, flags, mode);
+}
+
+static int at_device(int dirfd, const char *path)
+{
+	return path != NULL && (path[0] == '/' || dirfd == AT_FDCWD) && is_device_path(path);
+}
+
+EXPORT int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (has_mode(flags)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (is_device_path(path))
+		return nsm_open(flags);
+	return pass_open(real_open(), path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (has_mode(flags)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (is_device_path(path))
+		return nsm_open(flags);
+	return pass_open(real_open64(), path, flags, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (has_mode(flags)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (at_device(dirfd, path))
+		return nsm_open(flags);
+	return pass_openat(real_openat(), dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (has_mode(flags)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (at_device(dirfd, path))
+		return nsm_open(flags);
+	return pass_openat(real_openat64(), dirfd, path, flags, mode);
+}
+
+/* The _FORTIFY_SOURCE entry points (no mode argument). */
+EXPORT int __open_2(const char *path, int flags)
+{
+	if (is_device_path(path))
+		return nsm_open(flags);
+	open2_fn f = real___open_2();
+	return f ? f(path, flags) : pass_open(real_open(), path, flags, 0);
+}
+
+EXPORT int __open64_2(const char *path, int flags)
+{
+	if (is_device_path(path))
+		return nsm_open(flags);
+	open2_fn f = real___open64_2();
+	return f ? f(path, flags) : pass_open(real_open64(), path, flags, 0);
+}
+
+EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	if (at_device(dirfd, path))
+		return nsm_open(flags);
+	openat2_fn f = real___openat_2();
+	return f ? f(dirfd, path, flags) : pass_openat(real_openat(), dirfd, path, flags, 0);
+}
+
+EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	if (at_device(dirfd, path))
+		return nsm_open(flags);
+	openat2_fn f = real___openat64_2();
+	return f ? f(dirfd, path, flags) : pass_openat(real_openat64(), dirfd, path, flags, 0);
+}
+
+/* ---- ioctl and close ------------------------------------------------------------------------ */
+
+EXPORT int ioctl(int fd, unsigned long cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *argp = va_arg(ap, void *);
+	va_end(ap);
+	ioctl_fn f = real_ioctl();
+	if (cmd != NSM_IOCTL_RAW && __atomic_load_n(&entry_count, __ATOMIC_ACQUIRE) == 0)
+		return f(fd, cmd, argp);
+	struct conn *c = acquire(fd, cmd == NSM_IOCTL_RAW);
+	if (c == NULL)
+		return f(fd, cmd, argp);
+	int saved = errno;
+	int r = nsm_ioctl(fd, c, cmd, argp);
+	release(c);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	errno = saved;
+	return 0;
+}
+
+EXPORT int close(int fd)
+{
+	if (__atomic_load_n(&entry_count, __ATOMIC_ACQUIRE) != 0) {
+		pthread_mutex_lock(&table_lock);
+		struct conn *last = entry_remove(fd);
+		pthread_mutex_unlock(&table_lock);
+		conn_free(last);
+	}
+	return sys_close(fd);
+}

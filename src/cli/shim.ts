@@ -1,0 +1,66 @@
+/**
+ * `nsm-emulator shim`: builds (if needed) the /dev/nsm preload shim and prints where it is.
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { ShimBuildError, buildShim, defaultShimCacheDir, shimSourcePath } from '../node/shim-build.js';
+import { type CliCommand, type CliIo, UsageError } from './io.js';
+
+const HELP = `Usage: nsm-emulator shim [--print-path] [--rebuild] [--print-source]
+
+Builds the /dev/nsm preload shim (a small shared library, from the C source shipped in this
+package's native/ directory) with the system C compiler ($CC, else cc), caches it per user, and
+prints its path. Later calls print the cached path at once; a changed source or compiler gets a
+new build. With the shim preloaded, a dynamically linked program's open("/dev/nsm") connects to
+the server named by NSM_EMULATOR_SOCKET and its NSM ioctls behave as the Linux driver's:
+
+  $ nsm-emulator serve --socket /tmp/nsm.sock &
+  $ LD_PRELOAD=$(nsm-emulator shim --print-path) NSM_EMULATOR_SOCKET=/tmp/nsm.sock ./my-enclave-app
+
+'nsm-emulator exec -- ./my-enclave-app' does all of this in one step. Statically linked programs
+and programs that make system calls without libc (Go) cannot be intercepted (docs/server.md).
+
+Environment read by the shim:
+  NSM_EMULATOR_SOCKET      server: a Unix socket path, unix:PATH, or tcp:HOST:PORT (unset: the
+                           shim passes everything through untouched)
+  NSM_EMULATOR_DEVICE      path to intercept (default /dev/nsm)
+  NSM_EMULATOR_TIMEOUT_MS  per-ioctl timeout, then ETIMEDOUT (default 120000, the driver's)
+
+Options:
+  --print-path          build if needed and print the library path (the default)
+  --rebuild             build even if a cached library exists
+  --print-source        print the path of the C source instead
+Cache: ${'$'}XDG_CACHE_HOME/nsm-emulator, else ~/.cache/nsm-emulator (here: ${defaultShimCacheDir()}).
+`;
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { 'print-path': { type: 'boolean' }, rebuild: { type: 'boolean' }, 'print-source': { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values['print-source']) {
+    io.stdout.write(shimSourcePath() + '\n');
+    return 0;
+  }
+  try {
+    io.stdout.write((await buildShim({ rebuild: values.rebuild === true })) + '\n');
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ShimBuildError)) throw e;
+    io.stderr.write(`nsm-emulator shim: ${e.message}\n`);
+    return 1;
+  }
+}
+
+export const command: CliCommand = {
+  summary: 'build the /dev/nsm LD_PRELOAD shim (with cc) and print its path',
+  help: HELP,
+  run,
+};

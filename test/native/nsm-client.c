@@ -1,0 +1,376 @@
+/*
+ * Test client for the /dev/nsm preload shim. It talks to the NSM exactly as nsm-lib does: open
+ * /dev/nsm read-write and close-on-exec, then one NSM_IOCTL_RAW per request with a struct of
+ * two {u64 addr, u64 len} descriptors and a 0x3000-byte response buffer. Written for the tests
+ * in test/shim*.test.ts and bench/shim.bench.js; every mode prints plain text lines.
+ *
+ *   nsm-client [-r RESPLEN] [-e ENTRY] send HEX...      one ioctl per HEX: "ok LEN HEX" / "err NAME"
+ *   nsm-client threads T N HEXA HEXB     T threads share one fd, N ioctls each (even threads HEXA,
+ *                                        odd HEXB); each answer compared with a reference answer
+ *   nsm-client procs                     (run several at once from the test)
+ *   nsm-client errors                    errno of each faulty call, one "name ERRNO" line each
+ *   nsm-client unrelated PATH            open/ioctl/close of an ordinary file
+ *   nsm-client wait HEX                  ioctl, "ready", wait for a stdin line, ioctl again
+ *   nsm-client fork HEX                  parent and child both issue ioctls on one inherited fd
+ *   nsm-client dup HEX                   ioctl through a dup() of the fd, after closing the original
+ *   nsm-client bench HEX                 per stdin line "K": K ioctls, then "done"
+ *
+ * ENTRY picks the libc entry point used to open: open, open64, openat, openat64, __open_2.
+ * alarm() bounds every run, so a hang fails the test instead of stalling it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NSM_IOCTL_RAW 0xC0200A00UL
+#define RESPONSE_MAX 0x3000
+
+struct nsm_iovec {
+	uint64_t addr, len;
+};
+struct nsm_raw {
+	struct nsm_iovec request, response;
+};
+
+extern int __open_2(const char *, int);
+
+static const char *entry = "open";
+static size_t resp_cap = RESPONSE_MAX;
+
+static const char *errname(int e)
+{
+	switch (e) {
+	case EMSGSIZE: return "EMSGSIZE";
+	case EFAULT: return "EFAULT";
+	case EINVAL: return "EINVAL";
+	case EIO: return "EIO";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case ENOTTY: return "ENOTTY";
+	case ENXIO: return "ENXIO";
+	case EBADF: return "EBADF";
+	case ENOENT: return "ENOENT";
+	default: {
+		static char buf[32];
+		snprintf(buf, sizeof(buf), "E%d", e);
+		return buf;
+	}
+	}
+}
+
+static size_t unhex(const char *s, uint8_t **out)
+{
+	size_t n = strlen(s) / 2;
+	uint8_t *b = malloc(n ? n : 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		sscanf(s + 2 * i, "%2x", &v);
+		b[i] = (uint8_t)v;
+	}
+	*out = b;
+	return n;
+}
+
+static void print_hex(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+}
+
+static int open_nsm(void)
+{
+	const int flags = O_RDWR | O_CLOEXEC;
+	int fd;
+	if (strcmp(entry, "open64") == 0)
+		fd = open64("/dev/nsm", flags);
+	else if (strcmp(entry, "openat") == 0)
+		fd = openat(AT_FDCWD, "/dev/nsm", flags);
+	else if (strcmp(entry, "openat64") == 0)
+		fd = openat64(AT_FDCWD, "/dev/nsm", flags);
+	else if (strcmp(entry, "__open_2") == 0)
+		fd = __open_2("/dev/nsm", flags);
+	else
+		fd = open("/dev/nsm", flags);
+	if (fd < 0) {
+		printf("open-failed %s\n", errname(errno));
+		exit(3);
+	}
+	return fd;
+}
+
+/* One ioctl the way nsm-lib does it; returns 0 or errno, and the response length. */
+static int nsm_call(int fd, const uint8_t *req, size_t req_len, uint8_t *resp, size_t *resp_len)
+{
+	struct nsm_raw raw = {
+		.request = { (uint64_t)(uintptr_t)req, req_len },
+		.response = { (uint64_t)(uintptr_t)resp, *resp_len },
+	};
+	if (ioctl(fd, NSM_IOCTL_RAW, &raw) != 0)
+		return errno;
+	if (raw.request.addr != (uint64_t)(uintptr_t)req || raw.request.len != req_len)
+		return -1; /* the request descriptor must come back unchanged */
+	*resp_len = raw.response.len;
+	return 0;
+}
+
+static int cmd_send(int argc, char **argv)
+{
+	int fd = open_nsm();
+	uint8_t *resp = malloc(resp_cap ? resp_cap : 1);
+	for (int i = 0; i < argc; i++) {
+		uint8_t *req;
+		size_t n = unhex(argv[i], &req), len = resp_cap;
+		int e = nsm_call(fd, req, n, resp, &len);
+		if (e == 0) {
+			printf("ok %zu ", len);
+			print_hex(resp, len);
+			printf("\n");
+		} else {
+			printf("err %s\n", errname(e));
+		}
+		free(req);
+	}
+	printf("close %d\n", close(fd));
+	return 0;
+}
+
+struct thread_job {
+	int fd, n;
+	const uint8_t *req;
+	size_t req_len;
+	const uint8_t *expect;
+	size_t expect_len;
+	int mismatches, errors;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_job *j = p;
+	uint8_t resp[RESPONSE_MAX];
+	for (int i = 0; i < j->n; i++) {
+		size_t len = sizeof(resp);
+		int e = nsm_call(j->fd, j->req, j->req_len, resp, &len);
+		if (e != 0)
+			j->errors++;
+		else if (len != j->expect_len || memcmp(resp, j->expect, len) != 0)
+			j->mismatches++;
+	}
+	return NULL;
+}
+
+static int cmd_threads(int argc, char **argv)
+{
+	if (argc < 4)
+		return 2;
+	int t = atoi(argv[0]), n = atoi(argv[1]);
+	uint8_t *req[2], expect[2][RESPONSE_MAX];
+	size_t req_len[2], expect_len[2];
+	int fd = open_nsm();
+	for (int k = 0; k < 2; k++) {
+		req_len[k] = unhex(argv[2 + k], &req[k]);
+		expect_len[k] = RESPONSE_MAX;
+		if (nsm_call(fd, req[k], req_len[k], expect[k], &expect_len[k]) != 0)
+			return 4;
+	}
+	pthread_t *ids = calloc((size_t)t, sizeof(*ids));
+	struct thread_job *jobs = calloc((size_t)t, sizeof(*jobs));
+	for (int i = 0; i < t; i++) {
+		int k = i % 2;
+		jobs[i] = (struct thread_job){ fd, n, req[k], req_len[k], expect[k], expect_len[k], 0, 0 };
+		pthread_create(&ids[i], NULL, thread_main, &jobs[i]);
+	}
+	int mism = 0, errs = 0;
+	for (int i = 0; i < t; i++) {
+		pthread_join(ids[i], NULL);
+		mism += jobs[i].mismatches;
+		errs += jobs[i].errors;
+	}
+	printf("calls %d mismatches %d errors %d\n", t * n, mism, errs);
+	close(fd);
+	return 0;
+}
+
+static int cmd_errors(void)
+{
+	int fd = open_nsm();
+	static uint8_t big[0x1001], resp[RESPONSE_MAX];
+	static const uint8_t describe_nsm[] = { 0x6b, 'D', 'e', 's', 'c', 'r', 'i', 'b', 'e', 'N', 'S', 'M' };
+	struct nsm_raw raw;
+
+	raw = (struct nsm_raw){ { (uintptr_t)big, sizeof(big) }, { (uintptr_t)resp, sizeof(resp) } };
+	printf("emsgsize %s\n", ioctl(fd, NSM_IOCTL_RAW, &raw) == 0 ? "ok" : errname(errno));
+	raw = (struct nsm_raw){ { (uintptr_t)big, 0x1000 }, { (uintptr_t)resp, sizeof(resp) } };
+	printf("max-size %s\n", ioctl(fd, NSM_IOCTL_RAW, &raw) == 0 ? "ok" : errname(errno));
+	printf("null-arg %s\n", ioctl(fd, NSM_IOCTL_RAW, NULL) == 0 ? "ok" : errname(errno));
+	raw = (struct nsm_raw){ { 8, sizeof(describe_nsm) }, { (uintptr_t)resp, sizeof(resp) } };
+	printf("bad-request-addr %s\n", ioctl(fd, NSM_IOCTL_RAW, &raw) == 0 ? "ok" : errname(errno));
+	raw = (struct nsm_raw){ { (uintptr_t)describe_nsm, sizeof(describe_nsm) }, { 8, sizeof(resp) } };
+	printf("bad-response-addr %s\n", ioctl(fd, NSM_IOCTL_RAW, &raw) == 0 ? "ok" : errname(errno));
+	raw = (struct nsm_raw){ { (uintptr_t)describe_nsm, sizeof(describe_nsm) }, { (uintptr_t)resp, sizeof(resp) } };
+	printf("other-cmd %s\n", ioctl(fd, 0xC0200A01UL, &raw) == 0 ? "ok" : errname(errno));
+	printf("fionread %s\n", ioctl(fd, FIONREAD, &(int){ 0 }) == 0 ? "ok" : errname(errno));
+	printf("fioclex %s\n", ioctl(fd, FIOCLEX) == 0 ? "ok" : errname(errno));
+	printf("cloexec %d\n", (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	printf("fionclex %s\n", ioctl(fd, FIONCLEX) == 0 ? "ok" : errname(errno));
+	printf("cloexec %d\n", (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	/* errno is left alone by a successful call */
+	errno = 1234;
+	raw = (struct nsm_raw){ { (uintptr_t)describe_nsm, sizeof(describe_nsm) }, { (uintptr_t)resp, sizeof(resp) } };
+	int r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	printf("success-errno %d %d\n", r, errno);
+	/* a zero-length response buffer: success, length 0 */
+	raw = (struct nsm_raw){ { (uintptr_t)describe_nsm, sizeof(describe_nsm) }, { 0, 0 } };
+	r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	printf("zero-response %s %llu\n", r == 0 ? "ok" : errname(errno), (unsigned long long)raw.response.len);
+	printf("close %d\n", close(fd));
+	printf("closed-ioctl %s\n", ioctl(fd, NSM_IOCTL_RAW, &raw) == 0 ? "ok" : errname(errno));
+	return 0;
+}
+
+static int cmd_unrelated(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		printf("open-failed %s\n", errname(errno));
+		return 3;
+	}
+	int avail = -1;
+	int r = ioctl(fd, FIONREAD, &avail);
+	printf("fionread %s %d\n", r == 0 ? "ok" : errname(errno), avail);
+	char buf[64] = { 0 };
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	printf("read %zd %s\n", n, buf);
+	struct nsm_raw raw = { { (uintptr_t)buf, 1 }, { (uintptr_t)buf, sizeof(buf) } };
+	printf("nsm-ioctl %s\n", ioctl(fd, NSM_IOCTL_RAW, &raw) == 0 ? "ok" : errname(errno));
+	printf("close %d\n", close(fd));
+	/* The NSM device opens from an ordinary file's path still pass through. */
+	int dn = open("/dev/null", O_WRONLY);
+	printf("devnull %s\n", dn >= 0 && write(dn, "x", 1) == 1 ? "ok" : errname(errno));
+	close(dn);
+	return 0;
+}
+
+static int one_call(int fd, const uint8_t *req, size_t n)
+{
+	uint8_t resp[RESPONSE_MAX];
+	size_t len = sizeof(resp);
+	return nsm_call(fd, req, n, resp, &len);
+}
+
+static int cmd_wait(const char *hex)
+{
+	uint8_t *req;
+	size_t n = unhex(hex, &req);
+	int fd = open_nsm();
+	int e = one_call(fd, req, n);
+	printf("first %s\nready\n", e ? errname(e) : "ok");
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return 5;
+	e = one_call(fd, req, n);
+	printf("second %s\n", e ? errname(e) : "ok");
+	e = one_call(fd, req, n);
+	printf("third %s\n", e ? errname(e) : "ok");
+	printf("close %d\n", close(fd));
+	return 0;
+}
+
+static int cmd_fork(const char *hex)
+{
+	uint8_t *req;
+	size_t n = unhex(hex, &req);
+	int fd = open_nsm();
+	if (one_call(fd, req, n) != 0)
+		return 4;
+	fflush(stdout);
+	pid_t pid = fork();
+	int bad = 0;
+	for (int i = 0; i < 300; i++)
+		bad += one_call(fd, req, n) != 0;
+	if (pid == 0)
+		_exit(bad == 0 ? 0 : 1);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	printf("parent %s\nchild %s\n", bad == 0 ? "ok" : "failed",
+	       WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : "failed");
+	close(fd);
+	return 0;
+}
+
+static int cmd_dup(const char *hex)
+{
+	uint8_t *req;
+	size_t n = unhex(hex, &req);
+	int fd = open_nsm();
+	int d = dup(fd);
+	int e1 = one_call(d, req, n);
+	close(fd);
+	int e2 = one_call(d, req, n);
+	printf("dup %s %s\n", e1 ? errname(e1) : "ok", e2 ? errname(e2) : "ok");
+	printf("close %d\n", close(d));
+	return 0;
+}
+
+static int cmd_bench(const char *hex)
+{
+	uint8_t *req;
+	size_t n = unhex(hex, &req);
+	int fd = open_nsm();
+	char line[32];
+	alarm(0);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		long k = atol(line);
+		for (long i = 0; i < k; i++) {
+			if (one_call(fd, req, n) != 0) {
+				printf("error\n");
+				fflush(stdout);
+				return 4;
+			}
+		}
+		printf("done\n");
+		fflush(stdout);
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	alarm(30);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+		if (strcmp(argv[i], "-r") == 0)
+			resp_cap = (size_t)atol(argv[i + 1]);
+		else if (strcmp(argv[i], "-e") == 0)
+			entry = argv[i + 1];
+	}
+	if (i >= argc)
+		return 2;
+	const char *cmd = argv[i++];
+	if (strcmp(cmd, "send") == 0)
+		return cmd_send(argc - i, argv + i);
+	if (strcmp(cmd, "threads") == 0)
+		return cmd_threads(argc - i, argv + i);
+	if (strcmp(cmd, "errors") == 0)
+		return cmd_errors();
+	if (strcmp(cmd, "unrelated") == 0 && i < argc)
+		return cmd_unrelated(argv[i]);
+	if (strcmp(cmd, "wait") == 0 && i < argc)
+		return cmd_wait(argv[i]);
+	if (strcmp(cmd, "fork") == 0 && i < argc)
+		return cmd_fork(argv[i]);
+	if (strcmp(cmd, "dup") == 0 && i < argc)
+		return cmd_dup(argv[i]);
+	if (strcmp(cmd, "bench") == 0 && i < argc)
+		return cmd_bench(argv[i]);
+	return 2;
+}
