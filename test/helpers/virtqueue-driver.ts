@@ -145,6 +145,8 @@ export interface DriverLayout {
   readonly ringBase: number;
   /** Guest address of `struct nsm_msg`. */
   readonly msgBase: number;
+  /** Used-ring alignment: 4096 as virtio-mmio (default), 64 (SMP_CACHE_BYTES) as modern virtio-pci. */
+  readonly ringAlign?: number;
 }
 
 export interface TransactionResult {
@@ -167,6 +169,7 @@ export class LinuxNsmDriver {
   readonly used: number;
   readonly reqData: number;
   readonly respData: number;
+  readonly ringAlign: number;
   features = 0n;
   /** Every interrupt the device raised, in order. */
   readonly interrupts: VirtioInterruptKind[] = [];
@@ -191,7 +194,8 @@ export class LinuxNsmDriver {
     this.num = num;
     this.desc = layout.ringBase;
     this.avail = this.desc + 16 * num;
-    this.used = align(this.avail + 6 + 2 * num, 4096);
+    this.ringAlign = layout.ringAlign ?? 4096;
+    this.used = align(this.avail + 6 + 2 * num, this.ringAlign);
     this.reqData = layout.msgBase + 4;
     this.respData = layout.msgBase + 4 + NSM_REQUEST_MAX_SIZE + 4;
     this.extraNext = Array.from({ length: num }, (_, i) => i + 1);
@@ -232,7 +236,7 @@ export class LinuxNsmDriver {
 
   /** A copy of this driver over `memory` (a copy of this one's), driving `device`. */
   fork(memory: TestMemory, device: VirtioNsmDevice): LinuxNsmDriver {
-    const d = new LinuxNsmDriver(device, memory, { ringBase: this.desc, msgBase: this.reqData - 4 }, this.num);
+    const d = new LinuxNsmDriver(device, memory, { ringBase: this.desc, msgBase: this.reqData - 4, ringAlign: this.ringAlign }, this.num);
     d.features = this.features;
     d.extraNext.splice(0, this.num, ...this.extraNext);
     d.extraFlags.splice(0, this.num, ...this.extraFlags);
