@@ -173,6 +173,11 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
     expect(got.stdout).toBe('dup ok ok\nclose 0\n');
   });
 
+  it('recognizes a descriptor inherited across exec', async () => {
+    const got = await runChild(client, ['inherit', DESCRIBE_PCR0], { env });
+    expect(got.stdout).toBe('inherited ok\n');
+  });
+
   it('leaves unrelated files alone (open, ioctl, read, close)', async () => {
     const file = join(NATIVE_DIR, 'frame-server.mjs');
     const { statSync, readFileSync } = await import('node:fs');

@@ -14,6 +14,7 @@
  *   nsm-client fork HEX                  parent and child both issue ioctls on one inherited fd
  *   nsm-client dup HEX                   ioctl through a dup() of the fd, after closing the original
  *   nsm-client bench HEX                 per stdin line "K": K ioctls, then "done"
+ *   nsm-client inherit HEX               open without O_CLOEXEC, then exec "usefd FD HEX" on itself
  *
  * ENTRY picks the libc entry point used to open: open, open64, openat, openat64, __open_2.
  * alarm() bounds every run, so a hang fails the test instead of stalling it.
@@ -342,6 +343,27 @@ static int cmd_bench(const char *hex)
 	return 0;
 }
 
+static int cmd_inherit(const char *self, const char *hex)
+{
+	int fd = open("/dev/nsm", O_RDWR);
+	if (fd < 0)
+		return 3;
+	char num[16];
+	snprintf(num, sizeof(num), "%d", fd);
+	fflush(stdout);
+	execl(self, self, "usefd", num, hex, (char *)NULL);
+	return 6;
+}
+
+static int cmd_usefd(const char *num, const char *hex)
+{
+	uint8_t *req;
+	size_t n = unhex(hex, &req);
+	int e = one_call(atoi(num), req, n);
+	printf("inherited %s\n", e ? errname(e) : "ok");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i = 1;
@@ -370,6 +392,10 @@ int main(int argc, char **argv)
 		return cmd_fork(argv[i]);
 	if (strcmp(cmd, "dup") == 0 && i < argc)
 		return cmd_dup(argv[i]);
+	if (strcmp(cmd, "inherit") == 0 && i < argc)
+		return cmd_inherit(argv[0], argv[i]);
+	if (strcmp(cmd, "usefd") == 0 && i + 1 < argc)
+		return cmd_usefd(argv[i], argv[i + 1]);
 	if (strcmp(cmd, "bench") == 0 && i < argc)
 		return cmd_bench(argv[i]);
 	return 2;
