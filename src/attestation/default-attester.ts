@@ -1,9 +1,21 @@
 /**
- * Placeholder until the attestation module lands: the device answers InternalError.
+ * The attester a device uses when given none: the committed test CA in certs/ (TEST ONLY),
+ * embedded in committed-ca.ts. The parsed CA is made once and shared: it is immutable apart
+ * from each key remembering its WebCrypto handle.
  * @module
  */
 import type { AttesterFactory } from '../device/attester.js';
+import { caAttester } from './ca-attester.js';
+import { COMMITTED_CA_PEM } from './committed-ca.js';
+import { type TestCa, testCaFromPem } from './test-ca.js';
 
-export const defaultAttester: AttesterFactory = () => {
-  throw new Error('attestation is not available yet');
-};
+let committed: TestCa | null = null;
+
+/** The committed test CA: pin `certs/root.pem` (or `committedTestCa().root.der`) to accept its documents. */
+export function committedTestCa(): TestCa {
+  committed ??= testCaFromPem(COMMITTED_CA_PEM);
+  return committed;
+}
+
+/** Signs with the committed test CA; the payload map is the current (indefinite-length) form. */
+export const defaultAttester: AttesterFactory = (env) => caAttester(committedTestCa())(env);

@@ -1,9 +1,215 @@
 /**
- * Placeholder until the attestation module lands.
+ * Test CA directories on disk (Node only): what `nsm-emulator ca init` writes and `--ca DIR`
+ * reads.
+ *
+ * A directory holds `manifest.json`, the root certificate `root.pem` (the one to pin) and its
+ * key `root.key`, and the regional and zonal certificates and keys (`regional.pem`,
+ * `regional.key`, `zonal.pem`, `zonal.key`). Keys are unencrypted PKCS#8 PEM: the directory is
+ * TEST ONLY, anyone holding it can sign documents that chain to its root.
  * @module
  */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import type { AttesterFactory } from '../device/attester.js';
+import { type CaAttesterOptions, caAttester } from '../attestation/ca-attester.js';
+import { type PemPair, type TestCa, type TestCaPem, TestCaError, testCaFromPem, testCaToPem } from '../attestation/test-ca.js';
+import { P384Key } from '../attestation/p384.js';
+import type { IssuedCert } from '../attestation/chain-profile.js';
+import { parseCertificate } from '../attestation/x509-parse.js';
 
-export async function attesterFromCaDir(_dir: string): Promise<AttesterFactory> {
-  throw new Error('CA directories are not available yet');
+/** The `format` value of a manifest this version reads and writes. */
+export const CA_MANIFEST_FORMAT = 'nsm-emulator-ca/1';
+
+export const CA_WARNING =
+  'TEST ONLY. This is an nsm-emulator test CA; its private keys are in this directory. ' +
+  'Never pin this root where real AWS Nitro attestation is expected.';
+
+type Level = 'root' | 'regional' | 'zonal';
+const LEVELS: readonly Level[] = ['root', 'regional', 'zonal'];
+
+interface ManifestEntry {
+  certificate: string;
+  privateKey: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  sha256: string;
+}
+
+export interface CaManifest {
+  format: string;
+  warning: string;
+  region: string;
+  root: ManifestEntry;
+  regional?: ManifestEntry;
+  zonal?: ManifestEntry;
+}
+
+/** A problem with a CA directory: names the file and what was expected. */
+export class CaDirError extends Error {
+  override readonly name = 'CaDirError';
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CaDirError(file, code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(e)})`);
+  }
+}
+
+function entryFile(dir: string, manifestPath: string, level: Level, field: 'certificate' | 'privateKey', value: unknown): string {
+  if (typeof value !== 'string' || value === '' || isAbsolute(value) || value.split(/[\\/]/).includes('..')) {
+    throw new CaDirError(manifestPath, `field '${level}.${field}' must be a file name inside the directory, found ${JSON.stringify(value)}`);
+  }
+  return join(dir, value);
+}
+
+/** Reads the PEM text of a CA directory (manifest and the files it names). */
+export async function readCaDirPem(dir: string): Promise<TestCaPem> {
+  const manifestPath = join(dir, 'manifest.json');
+  let manifest: Partial<CaManifest>;
+  try {
+    manifest = JSON.parse(await readText(manifestPath)) as Partial<CaManifest>;
+  } catch (e) {
+    if (e instanceof CaDirError) throw e;
+    throw new CaDirError(manifestPath, `is not JSON (${(e as Error).message})`);
+  }
+  if (typeof manifest !== 'object' || manifest === null || manifest.format !== CA_MANIFEST_FORMAT) {
+    throw new CaDirError(manifestPath, `field 'format' must be "${CA_MANIFEST_FORMAT}" (a directory made by 'nsm-emulator ca init')`);
+  }
+  if (typeof manifest.region !== 'string' || !/^[a-z0-9-]+$/.test(manifest.region)) {
+    throw new CaDirError(manifestPath, `field 'region' must be a region name like "us-east-1", found ${JSON.stringify(manifest.region)}`);
+  }
+  const pairs: Partial<Record<Level, PemPair>> = {};
+  for (const level of LEVELS) {
+    const entry = manifest[level] as Partial<ManifestEntry> | undefined;
+    if (entry === undefined) {
+      if (level === 'root') throw new CaDirError(manifestPath, "field 'root' is missing (the root certificate and key)");
+      continue;
+    }
+    const certificate = await readText(entryFile(dir, manifestPath, level, 'certificate', entry.certificate));
+    const privateKey = await readText(entryFile(dir, manifestPath, level, 'privateKey', entry.privateKey));
+    pairs[level] = { certificate, privateKey };
+  }
+  return { region: manifest.region, root: pairs.root!, regional: pairs.regional, zonal: pairs.zonal };
+}
+
+/** Loads a CA directory, checking that every key belongs to its certificate. */
+export async function loadCaDir(dir: string): Promise<TestCa> {
+  const pem = await readCaDirPem(dir);
+  let ca: TestCa;
+  try {
+    ca = testCaFromPem(pem);
+  } catch (e) {
+    if (e instanceof TestCaError) {
+      const level = e.part.split(' ')[0] as Level;
+      const file = e.part.endsWith('private key') ? `${level}.key` : `${level}.pem`;
+      throw new CaDirError(join(dir, file), e.message);
+    }
+    throw e;
+  }
+  // A PKCS#8 file states its public key; make sure the private scalar really produces it.
+  for (const level of LEVELS) {
+    const cert = ca[level];
+    if (cert && !sameBytes(P384Key.fromPrivate(cert.key.privateKey).publicKey, cert.key.publicKey)) {
+      throw new CaDirError(join(dir, `${level}.key`), 'the private key does not produce the public key stored with it');
+    }
+  }
+  return ca;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** An attester factory for the device's `attester` option, signing with the CA in `dir`. */
+export async function attesterFromCaDir(dir: string, options: CaAttesterOptions = {}): Promise<AttesterFactory> {
+  return caAttester(await loadCaDir(dir), options);
+}
+
+function manifestEntry(level: Level, cert: IssuedCert): ManifestEntry {
+  const parsed = parseCertificate(cert.der);
+  return {
+    certificate: `${level}.pem`,
+    privateKey: `${level}.key`,
+    subject: parsed.subjectText,
+    notBefore: new Date(parsed.notBefore).toISOString(),
+    notAfter: new Date(parsed.notAfter).toISOString(),
+    sha256: createHash('sha256').update(cert.der).digest('hex'),
+  };
+}
+
+/** The manifest describing a CA. */
+export function caManifest(ca: TestCa): CaManifest {
+  const m: CaManifest = { format: CA_MANIFEST_FORMAT, warning: CA_WARNING, region: ca.region, root: manifestEntry('root', ca.root) };
+  if (ca.regional) m.regional = manifestEntry('regional', ca.regional);
+  if (ca.zonal) m.zonal = manifestEntry('zonal', ca.zonal);
+  return m;
+}
+
+/**
+ * Writes a CA directory (creating `dir`); refuses to overwrite an existing manifest unless
+ * `force`. Returns the paths written.
+ */
+export async function writeCaDir(dir: string, ca: TestCa, options: { force?: boolean } = {}): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const manifestPath = join(dir, 'manifest.json');
+  if (!options.force) {
+    const exists = await access(manifestPath).then(
+      () => true,
+      () => false,
+    );
+    if (exists) throw new CaDirError(manifestPath, 'already exists (pass --force to replace the CA)');
+  }
+  const pem = testCaToPem(ca);
+  const written: string[] = [];
+  for (const level of LEVELS) {
+    const pair = pem[level];
+    if (!pair) continue;
+    for (const [name, text, mode] of [
+      [`${level}.pem`, pair.certificate, 0o644],
+      [`${level}.key`, pair.privateKey, 0o600],
+    ] as const) {
+      const file = join(dir, name);
+      await writeFile(file, text, { mode });
+      written.push(file);
+    }
+  }
+  await writeFile(manifestPath, JSON.stringify(caManifest(ca), null, 2) + '\n');
+  written.push(manifestPath);
+  return written;
+}
+
+/**
+ * TypeScript source embedding a CA directory for the core (which cannot read files):
+ * how src/attestation/committed-ca.ts is made from certs/.
+ */
+export async function caModuleSource(dir: string): Promise<string> {
+  const pem = await readCaDirPem(dir);
+  const lit = (s: string) => JSON.stringify(s);
+  const pair = (p: PemPair | undefined) => (p ? `{\n    certificate: ${lit(p.certificate)},\n    privateKey: ${lit(p.privateKey)},\n  }` : 'undefined');
+  return `/**
+ * The committed test CA (certs/), embedded so that the core can sign without reading files.
+ * TEST ONLY: the private keys are public. Generated by \`nsm-emulator ca embed --dir certs --out
+ * src/attestation/committed-ca.ts\`; do not edit by hand (a test checks it equals certs/).
+ * @module
+ */
+import type { TestCaPem } from './test-ca.js';
+
+export const COMMITTED_CA_PEM: TestCaPem = {
+  region: ${lit(pem.region)},
+  root: ${pair(pem.root)},
+  regional: ${pair(pem.regional)},
+  zonal: ${pair(pem.zonal)},
+};
+`;
 }

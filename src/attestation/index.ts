@@ -1,0 +1,34 @@
+/**
+ * Attestation: the test CA, the attester the device signs with, document encoding, and the
+ * verifier. Re-exported by the package root.
+ * @module
+ */
+export { caAttester, CaAttester, type CaAttesterOptions } from './ca-attester.js';
+export { defaultAttester, committedTestCa } from './default-attester.js';
+export {
+  createTestCa,
+  testCaFromPem,
+  testCaToPem,
+  TestCaError,
+  type TestCa,
+  type TestCaPem,
+  type PemPair,
+  type CreateTestCaOptions,
+} from './test-ca.js';
+export { ChainIssueError } from './chain-issuer.js';
+export { LIFETIME_SECONDS, LEAF_BACKDATE_SECONDS, type IssuedCert, type ChainLevel } from './chain-profile.js';
+export { makeAttestationDocument, type DocumentValues } from './make-document.js';
+export {
+  encodePayload,
+  encodeCoseSign1,
+  sigStructure,
+  type PayloadFields,
+  type PayloadMapForm,
+  type PcrEntry,
+} from './document.js';
+export { parseAttestationDocument, type AttestationDocument } from './document-parse.js';
+export { verifyAttestationDocument, type VerifyOptions, type VerifiedDocument } from './verify.js';
+export { AttestationVerifyError, type VerifyRule } from './verify-error.js';
+export { parseCertificate, type ParsedCertificate } from './x509-parse.js';
+export { P384Key, type P384Backend, type P384BackendChoice } from './p384.js';
+export { pemEncode, pemDecode, PemError } from './pem.js';
