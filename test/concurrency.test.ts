@@ -19,7 +19,7 @@ describe('concurrency', () => {
     const expected = fold(new Uint8Array(48), parts);
     expect((await d.describePcr(16)).data).toEqual(expected);
     // Each answer is the value after exactly its own extend.
-    let acc = new Uint8Array(48);
+    let acc: Uint8Array = new Uint8Array(48);
     results.forEach((r, i) => {
       acc = fold(acc, [parts[i]!]);
       const value = r instanceof Uint8Array && r.length === 48 ? r : (decodeResponse(r as Uint8Array) as { data: Uint8Array }).data;

@@ -1,0 +1,9 @@
+/**
+ * nsm-emulator/node: the Node-only edges of the library (sockets, files, the native shim).
+ * The runtime-agnostic core is the package's main entry.
+ * @module
+ */
+export { NsmServer, AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEvent, type NsmServerOptions } from './server.js';
+export { FrameReader, encodeFrame, FRAME_HEADER_SIZE, FRAME_BODY_MAX, FRAME_LENGTH_CAP, type FrameEvent } from './framing.js';
+export { buildShim, shimSourcePath, defaultShimCacheDir, ShimBuildError, SHIM_ENV, SHIM_CFLAGS, SHIM_LIBS, type ShimBuildOptions } from './shim-build.js';
+export { shimEnvironment } from './shim-env.js';
