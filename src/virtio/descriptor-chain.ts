@@ -113,6 +113,8 @@ export function walkChain(ctx: ChainContext, head: number): DescriptorChain | Vi
 
 /** Copies a chain's device-readable bytes out of guest memory (ranges already checked). */
 export function gatherReadable(memory: GuestMemory, chain: DescriptorChain): Uint8Array {
+  const only = chain.readable.length === 1 ? chain.readable[0]! : undefined;
+  if (only !== undefined) return memory.read(only.addr, only.len)!;
   const out = new Uint8Array(chain.readableLength);
   let o = 0;
   for (const s of chain.readable) {
@@ -124,6 +126,11 @@ export function gatherReadable(memory: GuestMemory, chain: DescriptorChain): Uin
 
 /** Writes `data` across a chain's device-writable buffers, never past them; returns bytes written. */
 export function scatterWritable(memory: GuestMemory, chain: DescriptorChain, data: Uint8Array): number {
+  const first = chain.writable[0];
+  if (first !== undefined && data.length <= first.len) {
+    memory.write(first.addr, data);
+    return data.length;
+  }
   let o = 0;
   for (const s of chain.writable) {
     if (o >= data.length) break;

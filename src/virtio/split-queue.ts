@@ -11,7 +11,7 @@
  * @module
  */
 import { MAX_QUEUE_SIZE, VIRTQ_AVAIL_F_NO_INTERRUPT, ringSizes } from './constants.js';
-import { type DescriptorChain, walkChain } from './descriptor-chain.js';
+import { type ChainContext, type DescriptorChain, walkChain } from './descriptor-chain.js';
 import { VirtioTransportError } from './errors.js';
 import type { GuestMemory } from './guest-memory.js';
 
@@ -63,6 +63,7 @@ export class SplitQueue {
   private lastAvail: number;
   private usedIdx: number;
   private signalledUsed: number | null;
+  private readonly chains: ChainContext;
 
   /** `layout` must have passed {@link checkLayout}. */
   constructor(
@@ -74,6 +75,7 @@ export class SplitQueue {
     this.lastAvail = positions.lastAvail & 0xffff;
     this.usedIdx = positions.usedIdx & 0xffff;
     this.signalledUsed = positions.signalledUsed === null ? null : positions.signalledUsed & 0xffff;
+    this.chains = { memory, descTable: layout.descTable, queueSize: layout.size, indirect: features.indirect };
   }
 
   positions(): QueuePositions {
@@ -92,10 +94,10 @@ export class SplitQueue {
 
   /** Consumes the next available head and walks its chain (the caller checked available() > 0). */
   pop(): DescriptorChain | VirtioTransportError {
-    const { size, availRing, descTable } = this.layout;
+    const { size, availRing } = this.layout;
     const head = this.memory.getU16(availRing + 4 + 2 * (this.lastAvail & (size - 1)));
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
-    return walkChain({ memory: this.memory, descTable, queueSize: size, indirect: this.features.indirect }, head);
+    return walkChain(this.chains, head);
   }
 
   /** Fills the next used-ring entry; the driver sees it after {@link publish}. */
