@@ -74,7 +74,7 @@ describe('describe-eif', () => {
 
   test('a bad CRC: JSON with CheckCRC false, reason on stderr, exit 1', async () => {
     const b = new Uint8Array(readFileSync(vec('synthetic/v1_basic_unsigned.eif')));
-    b[547] ^= 0xff;
+    b[547] = b[547]! ^ 0xff;
     const f = join(tmp, 'badcrc.eif');
     writeFileSync(f, b);
     const r = await runCli(['describe-eif', '--eif-path', f]);
@@ -213,7 +213,7 @@ describe('round trip: build, describe, boot, attest', () => {
 
   test('--eif with a bad image or a bad CRC is refused with the file and the reason', async () => {
     const b = new Uint8Array(readFileSync(vec('synthetic/v1_basic_unsigned.eif')));
-    b[547] ^= 0xff;
+    b[547] = b[547]! ^ 0xff;
     const f = join(tmp, 'boot-badcrc.eif');
     writeFileSync(f, b);
     const r = await runCli(['rpc', '--eif', f], '');

@@ -27,25 +27,33 @@ function makeTables(): Uint32Array {
   return t;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** The pure-JS CRC-32 (runs anywhere). */
 export const crc32: Crc32Function = (crc, data) => {
   const t = (tables ??= makeTables());
   let c = ~crc >>> 0;
   let i = 0;
   const n = data.length;
-  const end8 = n - (n % 8);
-  while (i < end8) {
-    const a = (c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24))) >>> 0;
-    c =
-      t[1792 + (a & 0xff)]! ^
-      t[1536 + ((a >>> 8) & 0xff)]! ^
-      t[1280 + ((a >>> 16) & 0xff)]! ^
-      t[1024 + (a >>> 24)]! ^
-      t[768 + data[i + 4]!]! ^
-      t[512 + data[i + 5]!]! ^
-      t[256 + data[i + 6]!]! ^
-      t[data[i + 7]!]!;
-    i += 8;
+  // Bytes up to a 4-byte boundary, then 8 bytes per step through 32-bit words.
+  while (i < n && (data.byteOffset + i) % 4 !== 0) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
+  if (LITTLE_ENDIAN && n - i >= 8) {
+    const words = new Uint32Array(data.buffer, data.byteOffset + i, (n - i) >>> 2);
+    const end = words.length & ~1;
+    for (let w = 0; w < end; w += 2) {
+      const a = c ^ words[w]!;
+      const b = words[w + 1]!;
+      c =
+        t[1792 + (a & 0xff)]! ^
+        t[1536 + ((a >>> 8) & 0xff)]! ^
+        t[1280 + ((a >>> 16) & 0xff)]! ^
+        t[1024 + (a >>> 24)]! ^
+        t[768 + (b & 0xff)]! ^
+        t[512 + ((b >>> 8) & 0xff)]! ^
+        t[256 + ((b >>> 16) & 0xff)]! ^
+        t[b >>> 24]!;
+    }
+    i += end * 4;
   }
   while (i < n) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;

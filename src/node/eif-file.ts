@@ -6,7 +6,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
 import { eifBootProfile, type EifBootParent, type EifBootProfile } from '../eif/boot-profile.js';
 import { crc32 as jsCrc32, type Crc32Function } from '../eif/crc32.js';
@@ -19,12 +19,31 @@ import type { SizedSource } from '../eif/source.js';
 /** Bytes read from a file at a time. */
 export const FILE_CHUNK = 1 << 20;
 
-/** A file as a {@link SizedSource} (its size is taken now; each pass opens the file anew). */
-export async function fileSource(path: string): Promise<SizedSource> {
+async function* reusedChunks(path: string): AsyncGenerator<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = new Uint8Array(FILE_CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * A file as a {@link SizedSource} (its size is taken now; each pass opens the file anew).
+ * With `reuseBuffer`, every chunk is the same 1 MiB buffer, refilled: no garbage however large
+ * the file, but a consumer must be done with a chunk before asking for the next one (true of
+ * the reader; not of a write stream).
+ */
+export async function fileSource(path: string, options: { reuseBuffer?: boolean } = {}): Promise<SizedSource> {
   const { size } = await stat(path);
   return {
     size,
-    chunks: () => createReadStream(path, { highWaterMark: FILE_CHUNK }) as AsyncIterable<Uint8Array>,
+    chunks: () => (options.reuseBuffer ? reusedChunks(path) : (createReadStream(path, { highWaterMark: FILE_CHUNK }) as AsyncIterable<Uint8Array>)),
   };
 }
 
@@ -47,7 +66,7 @@ export const nodeCrc32: Crc32Function =
 
 /** Measures an EIF file with the native hash and CRC. Throws EifFormatError and file-system errors. */
 export async function measureEifFile(path: string): Promise<EifMeasurement> {
-  return measureEif(await fileSource(path), { sha384: nodeSha384, crc32: nodeCrc32 });
+  return measureEif(await fileSource(path, { reuseBuffer: true }), { sha384: nodeSha384, crc32: nodeCrc32 });
 }
 
 /**
