@@ -204,6 +204,27 @@ describe('round trip: build, describe, boot, attest', () => {
     expect(Object.fromEntries(seen[0]!.pcrs.map((p) => [p.index, hex(p.data)]))).toEqual(Object.fromEntries([...Array(16).keys()].map((i) => [i, want[i] ?? '00'.repeat(48)])));
   });
 
+  test('the real attester signs those PCRs and the verifier accepts them (expectedPcrs, module_id)', async () => {
+    const out = join(tmp, 'rt2.eif');
+    await runCli(['build-eif', '--kernel', vec('synthetic/kernel.bin'), '--cmdline', 'console=ttyS0', '--ramdisk', vec('synthetic/ramdisk0.bin'), '--ramdisk', vec('synthetic/ramdisk2.bin'), '--output', out]);
+    const d = JSON.parse((await runCli(['describe-eif', '--eif-path', out])).stdout).Measurements;
+    const { verifyAttestationDocument } = await import('../src/attestation/verify.js');
+    const { committedTestCa } = await import('../src/attestation/default-attester.js');
+    const options = await deviceOptionsFromFlags({ eif: out, 'parent-id': pcr34[1].input, 'parent-role': pcr34[0].input, seed: '08' });
+    const device = new NsmDevice(options);
+    const nonce = new Uint8Array([9, 8, 7]);
+    const doc = await device.attestation({ nonce });
+    const want = new Map<number, Uint8Array>([...Array(16).keys()].map((i) => [i, new Uint8Array(48)]));
+    for (const [i, v] of [[0, d.PCR0], [1, d.PCR1], [2, d.PCR2], [3, pcr34[0].expected], [4, pcr34[1].expected]] as const) want.set(i, Buffer.from(v, 'hex'));
+    const verified = await verifyAttestationDocument(doc, { root: committedTestCa().root.der, expectedPcrs: want, expectedNonce: nonce, expectedModuleId: device.moduleId });
+    expect([...verified.pcrs.keys()]).toEqual([...Array(16).keys()]);
+    expect([...verified.pcrs].map(([i, v]) => [i, hex(v)])).toEqual([...want].map(([i, v]) => [i, hex(v)]));
+    expect(verified.moduleId.startsWith(`${pcr34[1].input}-enc`)).toBe(true);
+    // A document whose PCR0 differs from the EIF's is rejected by the same verifier.
+    const wrong = new Map(want).set(0, new Uint8Array(48).fill(1));
+    await expect(verifyAttestationDocument(doc, { root: committedTestCa().root.der, expectedPcrs: wrong })).rejects.toThrow();
+  });
+
   test('rpc --eif --debug: PCR0 reads zero, PCR4 is kept', async () => {
     const r = await runCli(['rpc', '--json', '--eif', vec('synthetic/v1_basic_unsigned.eif'), '--parent-id', 'i-0abc', '--debug'], '{"DescribePCR":{"index":0}}\n{"DescribePCR":{"index":4}}\n');
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
