@@ -45,7 +45,7 @@ export const TEST_ROOT_NAME: DistinguishedName = [
   ['C', 'US'],
   ['O', 'nsm-emulator'],
   ['OU', 'TEST ONLY'],
-  ['CN', 'nsm-emulator test root, not AWS'],
+  ['CN', 'nsm-emulator test root - not AWS'],
 ];
 
 export function regionalName(id: string, region: string): DistinguishedName {

@@ -1,0 +1,177 @@
+/**
+ * `nsm-emulator verify`: check an attestation document against a pinned root, the way a
+ * careful verifier of real AWS documents does, and name the rule that failed.
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { base64Decode } from '../attestation/pem.js';
+import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
+import { AttestationVerifyError } from '../attestation/verify-error.js';
+import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { parseHex, parsePcr, parseTime, toHex } from './parse.js';
+
+const HELP = `Usage: nsm-emulator verify DOC --root ROOT.pem [options]
+
+Verifies an attestation document: the COSE_Sign1 envelope, every syntactic rule of AWS's
+verification procedure, the certificate path from the pinned root through cabundle to the
+leaf (cabundle[0] must be the pinned root; it is never trusted just for being there), the
+validity of every certificate, basicConstraints and path lengths, key usage, P-384 keys, and
+the ES384 signature. Then the values given with --expect-*.
+
+DOC is a file (or - for standard input) holding the document as raw CBOR, hex or base64.
+
+  --root FILE           PEM certificate to anchor at (required). The committed test CA's is
+                        certs/root.pem; AWS's is AWS_NitroEnclaves_Root-G1
+  --time T              check certificate validity at T: ISO 8601, Unix seconds, or 'doc'
+                        for the document's own timestamp (default: now)
+  --expect-pcr N=HEX    PCR N must be present with this value (repeatable)
+  --expect-nonce HEX    nonce must equal HEX
+  --expect-user-data HEX
+  --expect-public-key HEX
+  --aws-field-limits    apply AWS's written limits (user_data and nonce up to 512 bytes)
+                        instead of the 1024 bytes the device produces
+  --json                print the result as JSON
+
+Exit status: 0 when every check passes; 1 when one fails (the failed rule is printed, e.g.
+'chain.validity'); 2 for usage errors.`;
+
+function decodeDocument(file: string, raw: Uint8Array): Uint8Array {
+  // A COSE_Sign1 starts with 84 (array of 4) or d2 (tag 18); anything else is read as text.
+  if (raw[0] === 0x84 || raw[0] === 0xd2) return raw;
+  const text = new TextDecoder().decode(raw).trim();
+  const compact = text.replace(/\s+/g, '');
+  if (/^(0x)?([0-9a-fA-F]{2})+$/.test(compact)) return parseHex(file, compact);
+  try {
+    const bytes = base64Decode(compact);
+    if (bytes.length > 0) return bytes;
+  } catch {
+    /* fall through */
+  }
+  throw new UsageError(`${file}: expected an attestation document as raw CBOR (starting 84 or d2), hex or base64`);
+}
+
+async function readInput(path: string, io: CliIo): Promise<Uint8Array> {
+  if (path === '-') {
+    const chunks: Uint8Array[] = [];
+    for await (const c of io.stdin) chunks.push(typeof c === 'string' ? new TextEncoder().encode(c) : new Uint8Array(c as Uint8Array));
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let o = 0;
+    for (const c of chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    throw new UsageError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const hexOrNull = (b: Uint8Array | null) => (b === null ? null : toHex(b));
+
+function summary(doc: VerifiedDocument, rootFile: string): string {
+  const lines = [
+    `OK: verified against ${rootFile} (${doc.chain[0]!.subjectText}) at ${iso(doc.verifiedAt)}`,
+    `module_id   ${doc.moduleId}`,
+    `timestamp   ${iso(doc.timestamp)} (${doc.timestamp} ms)`,
+    `digest      ${doc.digest}`,
+    `format      ${doc.tagged ? 'tagged (18)' : 'untagged'} COSE_Sign1, ${doc.payloadMap === 'indefinite' ? 'indefinite-length (bf...ff)' : 'definite-length (a9)'} payload map`,
+    'pcrs',
+    ...[...doc.pcrs].map(([i, v]) => `  ${String(i).padStart(2)}  ${toHex(v)}`),
+    `public_key  ${doc.publicKey === null ? '(absent)' : toHex(doc.publicKey)}`,
+    `user_data   ${doc.userData === null ? '(absent)' : toHex(doc.userData)}`,
+    `nonce       ${doc.nonce === null ? '(absent)' : toHex(doc.nonce)}`,
+    'chain (pinned root first)',
+    ...doc.chain.map((c) => `  ${c.subjectText}\n    valid ${iso(c.notBefore)} to ${iso(c.notAfter)}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function json(doc: VerifiedDocument): string {
+  return JSON.stringify({
+    ok: true,
+    verifiedAt: iso(doc.verifiedAt),
+    moduleId: doc.moduleId,
+    timestamp: doc.timestamp,
+    digest: doc.digest,
+    tagged: doc.tagged,
+    payloadMap: doc.payloadMap,
+    pcrs: Object.fromEntries([...doc.pcrs].map(([i, v]) => [String(i), toHex(v)])),
+    publicKey: hexOrNull(doc.publicKey),
+    userData: hexOrNull(doc.userData),
+    nonce: hexOrNull(doc.nonce),
+    chain: doc.chain.map((c) => ({
+      subject: c.subjectText,
+      issuer: c.issuerText,
+      serial: toHex(c.serial),
+      notBefore: iso(c.notBefore),
+      notAfter: iso(c.notAfter),
+    })),
+  });
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        root: { type: 'string' },
+        time: { type: 'string' },
+        'expect-pcr': { type: 'string', multiple: true },
+        'expect-nonce': { type: 'string' },
+        'expect-user-data': { type: 'string' },
+        'expect-public-key': { type: 'string' },
+        'aws-field-limits': { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError(`expected one DOC argument (a file, or - for standard input), got ${positionals.length}`);
+  if (values.root === undefined) throw new UsageError('--root FILE is required: the PEM root certificate to anchor at (for example certs/root.pem)');
+  const docPath = positionals[0]!;
+  const rootText = new TextDecoder().decode(await readInput(values.root, io));
+  if (!rootText.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--root ${values.root}: expected a PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  const document = decodeDocument(docPath, await readInput(docPath, io));
+  const time = values.time === undefined ? undefined : values.time === 'doc' ? ('document' as const) : parseTime('--time', values.time);
+  const expectedPcrs = new Map<number, Uint8Array>();
+  for (const p of values['expect-pcr'] ?? []) {
+    const [i, v] = parsePcr('--expect-pcr', p);
+    expectedPcrs.set(i, v);
+  }
+  const opt = (name: string, v: string | undefined) => (v === undefined ? undefined : parseHex(name, v));
+  try {
+    const doc = await verifyAttestationDocument(document, {
+      root: rootText,
+      ...(time === undefined ? {} : { time }),
+      expectedPcrs,
+      expectedNonce: opt('--expect-nonce', values['expect-nonce']),
+      expectedUserData: opt('--expect-user-data', values['expect-user-data']),
+      expectedPublicKey: opt('--expect-public-key', values['expect-public-key']),
+      fieldLimits: values['aws-field-limits'] ? 'aws-rules' : 'device',
+    });
+    io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, values.root));
+    return 0;
+  } catch (e) {
+    if (!(e instanceof AttestationVerifyError)) throw e;
+    const message = e.message.slice(e.rule.length + 2);
+    if (values.json) io.stdout.write(JSON.stringify({ ok: false, rule: e.rule, message }) + '\n');
+    io.stderr.write(`nsm-emulator verify: FAILED rule ${e.rule}: ${message}\n`);
+    return 1;
+  }
+}
+
+export const command: CliCommand = {
+  summary: 'verify an attestation document against a pinned root; names the rule that fails',
+  help: HELP,
+  run,
+};
