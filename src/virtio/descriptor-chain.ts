@@ -68,10 +68,23 @@ export function walkChain(ctx: ChainContext, head: number): DescriptorChain | Vi
       return fault('descriptor-loop', `chain from head ${head} is longer than its table of ${tableSize}: a loop`);
     }
     const at = table + DESCRIPTOR_SIZE * index;
-    const addr = memory.getU64(at);
-    const len = memory.getU32(at + 8);
-    const flags = memory.getU16(at + 12);
-    const next = memory.getU16(at + 14);
+    let addr: number;
+    let len: number;
+    let flags: number;
+    let next: number;
+    const s = memory.span(at, DESCRIPTOR_SIZE);
+    if (s !== undefined) {
+      const hi = s.view.getUint32(s.offset + 4, true);
+      addr = hi >= 0x200000 ? Infinity : hi * 0x1_0000_0000 + s.view.getUint32(s.offset, true);
+      len = s.view.getUint32(s.offset + 8, true);
+      flags = s.view.getUint16(s.offset + 12, true);
+      next = s.view.getUint16(s.offset + 14, true);
+    } else {
+      addr = memory.getU64(at);
+      len = memory.getU32(at + 8);
+      flags = memory.getU16(at + 12);
+      next = memory.getU16(at + 14);
+    }
 
     if (flags & VIRTQ_DESC_F_INDIRECT) {
       if (!ctx.indirect) return fault('indirect-descriptor', 'INDIRECT descriptor but VIRTIO_RING_F_INDIRECT_DESC was not negotiated');
@@ -111,11 +124,13 @@ export function walkChain(ctx: ChainContext, head: number): DescriptorChain | Vi
   return { head, readable, writable, readableLength, writableLength };
 }
 
-/** Copies a chain's device-readable bytes out of guest memory (ranges already checked). */
-export function gatherReadable(memory: GuestMemory, chain: DescriptorChain): Uint8Array {
-  const only = chain.readable.length === 1 ? chain.readable[0]! : undefined;
-  if (only !== undefined) return memory.read(only.addr, only.len)!;
-  const out = new Uint8Array(chain.readableLength);
+/**
+ * Copies a chain's device-readable bytes out of guest memory (ranges already checked), into
+ * `scratch` when it is large enough (the result is then a view of it), else into a new array.
+ */
+export function gatherReadable(memory: GuestMemory, chain: DescriptorChain, scratch?: Uint8Array): Uint8Array {
+  const length = chain.readableLength;
+  const out = scratch !== undefined && length <= scratch.length ? scratch.subarray(0, length) : new Uint8Array(length);
   let o = 0;
   for (const s of chain.readable) {
     memory.copyOut(s.addr, out, o, s.len);

@@ -95,10 +95,27 @@ export class GuestMemory {
 
   /** Copies [addr, addr + length) out; undefined when not wholly inside guest memory. */
   read(addr: number, length: number): Uint8Array | undefined {
+    const r = this.find(addr);
+    if (r !== undefined && Number.isSafeInteger(length) && length >= 0 && addr + length <= r.end) {
+      const from = addr - r.start;
+      if (length > 64) return r.bytes.slice(from, from + length);
+      const out = new Uint8Array(length); // small: on the JS heap, a loop beats set()
+      for (let i = 0; i < length; i++) out[i] = r.bytes[from + i]!;
+      return out;
+    }
     if (!this.contains(addr, length)) return undefined;
     const out = new Uint8Array(length);
     this.copyOut(addr, out, 0, length);
     return out;
+  }
+
+  /**
+   * A DataView and offset covering [addr, addr + length) when one region holds all of it, for
+   * reading a structure (a descriptor) in one go; undefined otherwise (use the scalar accessors).
+   */
+  span(addr: number, length: number): { readonly view: DataView; readonly offset: number } | undefined {
+    const r = this.find(addr);
+    return r !== undefined && addr + length <= r.end ? { view: r.view, offset: addr - r.start } : undefined;
   }
 
   /** Copies `length` bytes at `addr` into `dst[offset..]`; the caller has checked the range. */
@@ -115,6 +132,11 @@ export class GuestMemory {
 
   /** Writes `src` at `addr`; returns false (writing nothing) when not wholly inside guest memory. */
   write(addr: number, src: Uint8Array): boolean {
+    const r = this.find(addr);
+    if (r !== undefined && addr + src.length <= r.end) {
+      r.bytes.set(src, addr - r.start);
+      return true;
+    }
     if (!this.contains(addr, src.length)) return false;
     let done = 0;
     while (done < src.length) {

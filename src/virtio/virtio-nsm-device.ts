@@ -19,7 +19,7 @@
  */
 import type { AttesterFactory } from '../device/attester.js';
 import { NsmDevice } from '../device/nsm-device.js';
-import { RESPONSE_MAX_SIZE } from '../device/limits.js';
+import { REQUEST_MAX_SIZE, RESPONSE_MAX_SIZE } from '../device/limits.js';
 import {
   DEFAULT_QUEUE_SIZE,
   MAX_QUEUE_SIZE,
@@ -142,6 +142,13 @@ export class VirtioNsmDevice {
   private running: Promise<void> | null = null;
   private pumping = false;
   private inFlight = false;
+  /**
+   * Where requests are copied out of guest memory. Reusing it is safe because one request at a
+   * time is with the NSM, which reads the bytes (or copies what it keeps) before it answers.
+   * (A fresh small array per request would cost more: the decoder's DataView forces V8 to move
+   * it off the JS heap.)
+   */
+  private readonly scratch = new Uint8Array(REQUEST_MAX_SIZE);
 
   constructor(
     readonly nsm: NsmDevice,
@@ -330,7 +337,7 @@ export class VirtioNsmDevice {
     }
     if (request.writableLength > 0) {
       if (this.acceptSingleChain && request.writableLength === RESPONSE_MAX_SIZE) {
-        return { request, response: request, single: true, bytes: gatherReadable(this.memory!, request) };
+        return { request, response: request, single: true, bytes: gatherReadable(this.memory!, request, this.scratch) };
       }
       return this.fail(new VirtioTransportError('request-direction', 'the request chain holds device-writable buffers'));
     }
@@ -345,7 +352,7 @@ export class VirtioNsmDevice {
     if (response.writableLength !== RESPONSE_MAX_SIZE) {
       return this.fail(new VirtioTransportError('response-size', `the response chain offers ${response.writableLength} bytes, not 0x3000`));
     }
-    return { request, response, single: false, bytes: gatherReadable(this.memory!, request) };
+    return { request, response, single: false, bytes: gatherReadable(this.memory!, request, this.scratch) };
   }
 
   /** Writes the response, publishes the used entries and interrupts; returns a callback error. */
