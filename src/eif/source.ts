@@ -21,6 +21,9 @@ export type EifSource =
   | AsyncIterable<Uint8Array>
   | Iterable<Uint8Array>;
 
+/** Largest piece handed to a sink at once: small enough that the CRC and the hashes that read it after one another find it in cache. */
+export const PIPE_PIECE = 1 << 16;
+
 /** Bytes read from a Blob at a time. */
 export const BLOB_CHUNK = 1 << 20;
 
@@ -113,7 +116,7 @@ export class ChunkReader {
   async pipe(n: number, sink: (chunk: Uint8Array) => void): Promise<number> {
     let left = n;
     while (left > 0 && (await this.fill())) {
-      const take = Math.min(left, this.pending.length);
+      const take = Math.min(left, this.pending.length, PIPE_PIECE);
       sink(this.pending.subarray(0, take));
       this.pending = this.pending.subarray(take);
       left -= take;
