@@ -139,7 +139,7 @@ function derTokens(bytes: Uint8Array, depth = 0): DerToken[] {
 
 function locateLastOctetString(seq: Uint8Array): Uint8Array {
   let p = 0;
-  let last = new Uint8Array();
+  let last: Uint8Array = new Uint8Array();
   while (p < seq.length) {
     const tag = seq[p++]!;
     let len = seq[p++]!;
