@@ -16,3 +16,12 @@ export { encodeRequest } from './wire/encode-request.js';
 export { decodeResponse } from './wire/decode-response.js';
 export { CborWriter } from './wire/cbor-encode.js';
 export { decodeCbor, decodeCborItem, CborDecodeError, type CborValue } from './wire/cbor-decode.js';
+export {
+  measureEif, readEif, describeEif, describeEifText, buildEif, buildEifBytes,
+  eifBootProfile, parentRolePcr, parentInstancePcr, checkEifSignature, assertEifSignature,
+  encodeMetadata, decodeMetadata, EifFormatError, EifSignatureError, EifBuildError,
+  type EifMeasurement, type EifPcrs, type EifLayout, type EifHeader, type EifSection, type EifSource,
+  type SizedSource, type EifBuildOptions, type BuiltEif, type EifSigning, type EifInput, type EifIdentity,
+  type EifBootParent, type EifBootProfile, type EifSignatureCheck, type EifDescription,
+  type EifFormatErrorCode, type EifSignatureErrorCode, type EifBuildErrorCode,
+} from './eif/index.js';

@@ -29,9 +29,11 @@ export const BOOT_OPTIONS_HELP = `Boot options (how the emulated NSM is powered 
                         default: the committed test CA in certs/ (TEST ONLY)
   --time T              freeze the device clock at T (ISO 8601 or Unix seconds)
   --eif FILE            boot from an Enclave Image File: PCR0, PCR1, PCR2 and PCR8 as measured
-  --parent-id ID        parent instance id: PCR4 and the module_id prefix
+  --parent-id ID        parent instance id: PCR4 and the module_id prefix (without it PCR4
+                        stays zero)
   --parent-role ARN     parent IAM role ARN: PCR3
-  --debug               debug-mode enclave: PCR0, PCR1 and PCR2 read as zero`;
+  --debug               debug-mode enclave: PCR0, PCR1, PCR2 and PCR8 read as zero; PCR3 and
+                        PCR4 are kept`;
 
 export interface BootFlags {
   'module-id'?: string;

@@ -7,3 +7,4 @@ export { NsmServer, AddressInUseError, type NsmEndpoint, type NsmExchange, type 
 export { FrameReader, encodeFrame, FRAME_HEADER_SIZE, FRAME_BODY_MAX, FRAME_LENGTH_CAP, type FrameEvent } from './framing.js';
 export { buildShim, shimSourcePath, defaultShimCacheDir, ShimBuildError, SHIM_ENV, SHIM_CFLAGS, SHIM_LIBS, type ShimBuildOptions } from './shim-build.js';
 export { shimEnvironment } from './shim-env.js';
+export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
