@@ -389,3 +389,35 @@ describe('chains other than the Linux driver\'s', () => {
     }
   });
 });
+
+describe('the VMM\'s own callback failing', () => {
+  it('an interrupt callback that throws rejects queueNotify with its error; the device stays consistent', async () => {
+    const device = new VirtioNsmDevice(new NsmDevice(nsmOptions()));
+    const memory = TestMemory.flat(0x20000);
+    const driver = new LinuxNsmDriver(device, memory, { ringBase: RING, msgBase: MSG });
+    device.ackFeatures(FEATURE_VERSION_1);
+    const boom = new Error('irq controller gone');
+    let fail = true;
+    device.activate({
+      memory: memory.forDevice(),
+      queues: [{ size: 2, descTable: BigInt(driver.desc), availRing: BigInt(driver.avail), usedRing: BigInt(driver.used) }],
+      interrupt: () => {
+        if (fail) throw boom;
+      },
+    });
+    const req = unhex('6b44657363726962654e534d');
+    memory.write(0x8000, req);
+    driver.setDescriptor(driver.desc, 0, { addr: 0x8000, len: req.length, flags: 0, next: 0 });
+    driver.setDescriptor(driver.desc, 1, { addr: 0x9000, len: NSM_RESPONSE_MAX_SIZE, flags: F_WRITE, next: 0 });
+    driver.makeAvailable(0);
+    driver.makeAvailable(1);
+    await expect(device.queueNotify(0)).rejects.toBe(boom);
+    expect(driver.usedIdx()).toBe(2);
+    expect(device.status & 0x40).toBe(0);
+    fail = false;
+    driver.makeAvailable(0);
+    driver.makeAvailable(1);
+    await device.queueNotify(0);
+    expect(driver.usedIdx()).toBe(4);
+  });
+});
