@@ -72,6 +72,7 @@ async function readInput(path: string, io: CliIo): Promise<Uint8Array> {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const hexOrNull = (b: Uint8Array | null) => (b === null ? null : toHex(b));
+const shown = (b: Uint8Array | null) => (b === null ? '(absent)' : b.length === 0 ? '(empty byte string)' : toHex(b));
 
 function summary(doc: VerifiedDocument, rootFile: string): string {
   const lines = [
@@ -82,9 +83,9 @@ function summary(doc: VerifiedDocument, rootFile: string): string {
     `format      ${doc.tagged ? 'tagged (18)' : 'untagged'} COSE_Sign1, ${doc.payloadMap === 'indefinite' ? 'indefinite-length (bf...ff)' : 'definite-length (a9)'} payload map`,
     'pcrs',
     ...[...doc.pcrs].map(([i, v]) => `  ${String(i).padStart(2)}  ${toHex(v)}`),
-    `public_key  ${doc.publicKey === null ? '(absent)' : toHex(doc.publicKey)}`,
-    `user_data   ${doc.userData === null ? '(absent)' : toHex(doc.userData)}`,
-    `nonce       ${doc.nonce === null ? '(absent)' : toHex(doc.nonce)}`,
+    `public_key  ${shown(doc.publicKey)}`,
+    `user_data   ${shown(doc.userData)}`,
+    `nonce       ${shown(doc.nonce)}`,
     'chain (pinned root first)',
     ...doc.chain.map((c) => `  ${c.subjectText}\n    valid ${iso(c.notBefore)} to ${iso(c.notAfter)}`),
   ];
