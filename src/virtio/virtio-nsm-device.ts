@@ -146,9 +146,9 @@ export class VirtioNsmDevice {
    * Where requests are copied out of guest memory. Reusing it is safe because one request at a
    * time is with the NSM, which reads the bytes (or copies what it keeps) before it answers.
    * (A fresh small array per request would cost more: the decoder's DataView forces V8 to move
-   * it off the JS heap.)
+   * it off the JS heap.) reset() replaces it, so an abandoned request can never see new bytes.
    */
-  private readonly scratch = new Uint8Array(REQUEST_MAX_SIZE);
+  private scratch = new Uint8Array(REQUEST_MAX_SIZE);
 
   constructor(
     readonly nsm: NsmDevice,
@@ -266,6 +266,7 @@ export class VirtioNsmDevice {
     this.generation++;
     this.running = null;
     this.pumping = false;
+    if (this.inFlight) this.scratch = new Uint8Array(REQUEST_MAX_SIZE);
     this.inFlight = false;
     this.acked = 0n;
     this.statusBits = 0;
