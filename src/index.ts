@@ -25,3 +25,4 @@ export {
   type EifBootParent, type EifBootProfile, type EifSignatureCheck, type EifDescription,
   type EifFormatErrorCode, type EifSignatureErrorCode, type EifBuildErrorCode,
 } from './eif/index.js';
+export * from './virtio/index.js';
