@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { NsmDevice } from '../src/index.js';
 import { makeAttestationDocument } from '../src/attestation/index.js';
+import { nodeAttester } from '../src/node/ca-dir.js';
 import { hex } from './helpers/hex.js';
 
 const require = createRequire(import.meta.url);
@@ -59,6 +60,7 @@ function derSignature(rs: Uint8Array): Buffer {
 const documents: Array<[string, () => Promise<Uint8Array>]> = [
   ['a default device (WebCrypto, indefinite map)', () => new NsmDevice().attestation({ nonce: new Uint8Array([1, 2, 3]), publicKey: new Uint8Array(97).fill(4) })],
   ['a seeded device (RFC 6979 via noble)', () => new NsmDevice({ seed: 'c0ffee', clock: () => 1_767_472_867_402 }).attestation({ userData: new Uint8Array(0) })],
+  ['a device signing through node:crypto (nsm-emulator/node)', () => new NsmDevice({ attester: nodeAttester() }).attestation({ userData: new Uint8Array(32).fill(7) })],
   ['makeAttestationDocument (definite map, 2022 timestamp)', () => makeAttestationDocument({ timestamp: 1_657_117_102_484, payloadMap: 'definite', seed: '02' })],
 ];
 

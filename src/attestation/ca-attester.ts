@@ -18,7 +18,10 @@ import type { TestCa } from './test-ca.js';
 export interface CaAttesterOptions {
   /** `indefinite` (`bf ... ff`, AWS since 2025; the default) or `definite` (`a9`, AWS before). */
   readonly payloadMap?: PayloadMapForm;
-  /** Signing backend; `auto` (default) is WebCrypto unless the device is seeded. */
+  /**
+   * Signing backend; `auto` (default) is WebCrypto unless the device is seeded, then noble.
+   * A backend object can be given too (Node's `nodeCryptoBackend()` signs synchronously).
+   */
   readonly crypto?: P384BackendChoice;
 }
 

@@ -5,13 +5,11 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { caAttester } from '../attestation/ca-attester.js';
-import { committedTestCa } from '../attestation/default-attester.js';
 import { base64Encode } from '../attestation/pem.js';
 import { ATTESTATION_FIELD_MAX } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, REQUEST_MAX_SIZE } from '../device/limits.js';
 import { NsmDevice } from '../device/nsm-device.js';
-import { CaDirError, attesterFromCaDir } from '../node/ca-dir.js';
+import { CaDirError, attesterFromCaDir, nodeAttester } from '../node/ca-dir.js';
 import { encodeRequest } from '../wire/encode-request.js';
 import { decodeResponse } from '../wire/decode-response.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
@@ -95,7 +93,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const options = await deviceOptionsFromFlags(boot as BootFlags);
   let attester;
   try {
-    attester = ca === undefined ? caAttester(committedTestCa(), { payloadMap }) : await attesterFromCaDir(ca, { payloadMap });
+    attester = ca === undefined ? nodeAttester(undefined, { payloadMap }) : await attesterFromCaDir(ca, { payloadMap });
   } catch (e) {
     if (e instanceof CaDirError) throw new UsageError(`--ca '${ca}': ${e.message}`);
     throw e;
