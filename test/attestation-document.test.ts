@@ -184,6 +184,16 @@ describe('reproducibility and reuse', () => {
   });
 });
 
+describe('a clock the CA cannot cover', () => {
+  it('gives InternalError before the root exists and when the root ends within a regional lifetime', async () => {
+    for (const t of [Date.UTC(2019, 0, 1), Date.UTC(2049, 9, 20), Date.UTC(2060, 0, 1)]) {
+      const device = new NsmDevice({ seed: SEED, clock: () => t });
+      await expect(device.attestation()).rejects.toEqual(new NsmError('InternalError'));
+      expect(await device.describePcr(0)).toEqual({ lock: true, data: new Uint8Array(48) });
+    }
+  });
+});
+
 describe('makeAttestationDocument', () => {
   it('signs exactly the values given', async () => {
     const pcr = (b: number) => new Uint8Array(48).fill(b);
