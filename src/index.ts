@@ -26,3 +26,4 @@ export {
   type EifFormatErrorCode, type EifSignatureErrorCode, type EifBuildErrorCode,
 } from './eif/index.js';
 export * from './virtio/index.js';
+export * from './attestation/index.js';

@@ -82,9 +82,13 @@ export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDevic
     const t = parseTime('--time', flags.time);
     options.clock = () => t;
   }
-  if (flags.ca !== undefined) {
-    const { attesterFromCaDir } = await import('../node/ca-dir.js');
-    options.attester = await attesterFromCaDir(flags.ca);
+  // The CLI signs through node:crypto (noble when seeded, for RFC 6979 determinism).
+  const { attesterFromCaDir, nodeAttester, CaDirError } = await import('../node/ca-dir.js');
+  try {
+    options.attester = flags.ca !== undefined ? await attesterFromCaDir(flags.ca) : nodeAttester();
+  } catch (e) {
+    if (e instanceof CaDirError) throw new UsageError(`--ca '${flags.ca}': ${e.message}`);
+    throw e;
   }
   return options;
 }
