@@ -3,6 +3,7 @@
  * the value given and what was expected.
  * @module
  */
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { MAX_PCRS, PCR_LENGTH } from '../device/limits.js';
 import { UsageError } from './io.js';
 
@@ -13,9 +14,7 @@ export function parseHex(option: string, value: string): Uint8Array {
   let s = value.replace(/\s+/g, '');
   if (s.startsWith('0x') || s.startsWith('0X')) s = s.slice(2);
   if (!HEX.test(s)) throw new UsageError(`${option} '${value}': expected hex bytes (an even number of 0-9a-f digits)`);
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return hexToBytes(s);
 }
 
 /** `N=HEX` with N < 32 and HEX exactly 48 bytes. */
@@ -39,13 +38,5 @@ export function parseTime(option: string, value: string): number {
   return ms;
 }
 
-const utf8 = new TextEncoder();
-const hexOut = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-
-export function toHex(b: Uint8Array): string {
-  return hexOut(b);
-}
-
-export function utf8Bytes(s: string): Uint8Array {
-  return utf8.encode(s);
-}
+/** Lowercase hex of some bytes. */
+export const toHex = bytesToHex;

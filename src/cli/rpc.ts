@@ -5,6 +5,7 @@
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { hexToBytes } from '@noble/hashes/utils.js';
 import { NsmDevice } from '../device/nsm-device.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
@@ -40,12 +41,6 @@ ${BOOT_OPTIONS_HELP}
 `;
 
 const HEX_LINE = /^(?:[0-9a-fA-F]{2})*$/;
-
-function hexToBytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
 
 async function run(args: string[], io: CliIo): Promise<number> {
   let parsed;

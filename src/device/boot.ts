@@ -3,6 +3,7 @@
  * attestation inputs.
  * @module
  */
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { RandomSource } from './random.js';
 
 /**
@@ -18,16 +19,10 @@ export function parseSeed(seed: Uint8Array | string): Uint8Array {
   if (seed instanceof Uint8Array) return seed.slice();
   const s = seed.startsWith('0x') ? seed.slice(2) : seed;
   if (!HEX.test(s) || s.length === 0) throw new TypeError('seed must be non-empty hex');
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16);
-  return out;
+  return hexToBytes(s);
 }
 
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
+const hex = bytesToHex;
 
 /** A random instance id shaped like EC2's: `i-0` and 16 hex digits. */
 export function randomInstanceId(random: RandomSource): string {

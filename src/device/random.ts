@@ -9,6 +9,7 @@
  */
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha384 } from '@noble/hashes/sha2.js';
+import { concatBytes } from '@noble/hashes/utils.js';
 
 export interface RandomSource {
   /** Returns `n` fresh bytes. */
@@ -35,7 +36,7 @@ export class SeededRandom implements RandomSource {
   position = 0;
 
   constructor(seed: Uint8Array, label: string, position = 0) {
-    this.key = sha384(concat(utf8.encode('nsm-emulator seed v1'), seed));
+    this.key = sha384(concatBytes(utf8.encode('nsm-emulator seed v1'), seed));
     this.label = utf8.encode(label);
     this.position = position;
   }
@@ -61,11 +62,4 @@ export class SeededRandom implements RandomSource {
     }
     return out;
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
