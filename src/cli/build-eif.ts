@@ -181,4 +181,4 @@ async function run(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-export const command: CliCommand = { summary: 'Write an EIF from a kernel, cmdline and ramdisks (optionally signed)', help: HELP, run };
+export const command: CliCommand = { summary: 'write an EIF from a kernel, cmdline and ramdisks (optionally signed)', help: HELP, run };

@@ -49,4 +49,4 @@ async function run(args: string[], io: CliIo): Promise<number> {
   return description.problems.length > 0 ? 1 : 0;
 }
 
-export const command: CliCommand = { summary: 'Print the measurements and details of an EIF, as nitro-cli describe-eif', help: HELP, run };
+export const command: CliCommand = { summary: 'print the measurements and details of an EIF, as nitro-cli describe-eif', help: HELP, run };

@@ -79,4 +79,4 @@ function nodeSha384Digest(data: Uint8Array): Uint8Array {
   return h.digest();
 }
 
-export const command: CliCommand = { summary: 'Print the PCR value of a file, signing certificate, role ARN or instance id', help: HELP, run };
+export const command: CliCommand = { summary: 'print the PCR value of a file, signing certificate, role ARN or instance id', help: HELP, run };
