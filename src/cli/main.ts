@@ -21,12 +21,7 @@ const COMMANDS: Record<string, string> = {
 async function load(name: string): Promise<CliCommand | null> {
   const path = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (path === undefined) return null;
-  try {
-    return ((await import(path)) as { command: CliCommand }).command;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') return null;
-    throw e;
-  }
+  return ((await import(path)) as { command: CliCommand }).command;
 }
 
 async function usage(): Promise<string> {
