@@ -46,3 +46,19 @@ describe('concurrency', () => {
     expect(await desc).toEqual({ lock: true, data: fold(new Uint8Array(48), [data]) });
   });
 });
+
+describe('reset while requests wait', () => {
+  it('drops requests queued behind a signing attestation: InternalError, no effect; later requests see the boot state', async () => {
+    const d = new NsmDevice({ seed: '01', attester: slowAttester });
+    const doc = d.attestation();
+    const queuedExtend = d.request({ type: 'ExtendPCR', index: 16, data: new Uint8Array([1]) });
+    const queuedRaw = d.handleRaw(encodeRequest({ type: 'LockPCR', index: 17 }));
+    d.reset();
+    const after = d.describePcr(16);
+    expect(await queuedExtend).toEqual({ type: 'Error', code: 'InternalError' });
+    expect(decodeResponse(await queuedRaw)).toEqual({ type: 'Error', code: 'InternalError' });
+    expect(await after).toEqual({ lock: false, data: new Uint8Array(48) });
+    expect((await d.describePcr(17)).lock).toBe(false);
+    expect((await doc).length).toBe(48); // the one already being signed completes
+  });
+});

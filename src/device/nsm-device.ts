@@ -67,6 +67,8 @@ export class NsmDevice {
   private attester: Promise<Attester> | null = null;
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Counts resets; a request queued before a reset is dropped instead of run after it. */
+  private epoch = 0;
 
   constructor(options: NsmDeviceOptions = {}) {
     this.clock = options.clock ?? Date.now;
@@ -97,8 +99,13 @@ export class NsmDevice {
     return this.seed !== null;
   }
 
-  /** Back to the boot state: boot PCR values, 0-15 locked, seeded streams rewound, attester remade. */
+  /**
+   * Back to the boot state: boot PCR values, 0-15 locked, seeded streams rewound, attester
+   * remade. Like a power cycle, it drops requests still waiting their turn: they are answered
+   * `InternalError` and have no effect. One already being signed completes as it was.
+   */
   reset(): void {
+    this.epoch++;
     this.bank.boot(this.bootPcrs);
     for (const s of this.streams) s.position = 0;
     this.attester = null;
@@ -108,7 +115,7 @@ export class NsmDevice {
 
   /** Executes a typed request. Never rejects: failures are `{type: 'Error'}` responses. */
   request(req: NsmRequest): Promise<NsmResponse> {
-    return this.serialize(() => this.execute(req));
+    return this.serialize(() => this.execute(req), () => error('InternalError'));
   }
 
   /** Executes one raw CBOR request and returns the raw CBOR response. Never rejects. */
@@ -117,16 +124,20 @@ export class NsmDevice {
       const decoded = decodeRequest(bytes);
       const r = decoded.ok ? this.execute(decoded.request) : error(decoded.error);
       return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
-    });
+    }, () => encodeResponse(error('InternalError')));
   }
 
-  /** Runs `fn` after everything issued before it; synchronous work runs at once when idle. */
-  private serialize<T>(fn: () => T | Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after everything issued before it; synchronous work runs at once when idle. If the
+   * device is reset while the request waits, `dropped` answers it instead.
+   */
+  private serialize<T>(fn: () => T | Promise<T>, dropped: () => T): Promise<T> {
     if (this.pending === 0) {
       const r = fn();
       return r instanceof Promise ? this.track(r) : Promise.resolve(r);
     }
-    return this.track(this.tail.then(fn));
+    const epoch = this.epoch;
+    return this.track(this.tail.then(() => (epoch === this.epoch ? fn() : dropped())));
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
