@@ -91,7 +91,9 @@ describe('rpc, JSON mode', () => {
 
 describe('package', () => {
   it('resolves by its own name after a build', async () => {
-    const m = await import('nsm-emulator');
+    // A variable specifier: resolved by Node at run time (after `npm test` built dist/), not by tsc.
+    const name = 'nsm-emulator';
+    const m = (await import(name)) as typeof import('../src/index.js');
     expect(typeof m.NsmDevice).toBe('function');
   });
 
