@@ -29,6 +29,6 @@ export {
 export { parseAttestationDocument, type AttestationDocument } from './document-parse.js';
 export { verifyAttestationDocument, type VerifyOptions, type VerifiedDocument } from './verify.js';
 export { AttestationVerifyError, type VerifyRule } from './verify-error.js';
-export { parseCertificate, type ParsedCertificate } from './x509-parse.js';
+export { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
 export { P384Key, type P384Backend, type P384BackendChoice } from './p384.js';
-export { pemEncode, pemDecode, PemError } from './pem.js';
+export { pemEncode, pemDecode, PemError } from '../x509/pem.js';

@@ -9,8 +9,9 @@
  */
 import { p384 } from '@noble/curves/nist.js';
 import { type RandomSource, systemRandom } from '../device/random.js';
-import { DerError, TAG, der, derUnsigned, expectTag, readDerExact, derChildren, unsignedValue } from './der.js';
-import { base64Decode } from './pem.js';
+import { DerError, TAG, expectTag, readDerExact, derChildren, unsignedValue } from '../x509/der.js';
+import { der, derUnsigned } from '../x509/der-write.js';
+import { base64Decode } from '../x509/pem.js';
 
 /** Bytes of a scalar or coordinate. */
 export const P384_SIZE = 48;

@@ -9,6 +9,9 @@
  */
 import type { RandomSource } from '../device/random.js';
 import { systemRandom } from '../device/random.js';
+import { DerError } from '../x509/der.js';
+import { parseCertificate } from '../x509/certificate.js';
+import { pemDecode, pemEncode } from '../x509/pem.js';
 import {
   type ChainLevel,
   DEFAULT_REGION,
@@ -21,12 +24,9 @@ import {
   rootNotAfter,
   zonalName,
 } from './chain-profile.js';
-import { DerError } from './der.js';
 import { type P384BackendChoice, type P384Key, selectBackend } from './p384.js';
-import { pemDecode, pemEncode } from './pem.js';
 import { decodePkcs8, encodePkcs8 } from './pkcs8.js';
 import { keyIdentifier } from './x509-build.js';
-import { parseCertificate } from './x509-parse.js';
 
 export interface TestCa {
   /** Region in the intermediate names (`us-east-1`). */

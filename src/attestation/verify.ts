@@ -8,7 +8,10 @@
  * `cabundle[0]` must be byte-identical to it. No CRL is fetched (AWS does not use CRLs).
  * @module
  */
-import { DerError } from './der.js';
+import { DerError } from '../x509/der.js';
+import { type ParsedCertificate, parseCertificate } from '../x509/certificate.js';
+import { OID } from '../x509/oids.js';
+import { pemDecode } from '../x509/pem.js';
 import {
   type AttestationDocument,
   AWS_RULE_FIELD_LIMITS,
@@ -17,9 +20,6 @@ import {
 } from './document-parse.js';
 import { sigStructure } from './document.js';
 import { type P384BackendChoice, selectBackend, signatureFromDer } from './p384.js';
-import { pemDecode } from './pem.js';
-import { OID } from './x509-build.js';
-import { type ParsedCertificate, parseCertificate } from './x509-parse.js';
 import { AttestationVerifyError, type VerifyRule } from './verify-error.js';
 
 export interface VerifyOptions {

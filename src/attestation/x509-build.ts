@@ -6,8 +6,6 @@
  */
 import { sha1 } from '@noble/hashes/legacy.js';
 import {
-  TAG,
-  contextTag,
   der,
   derBitString,
   derBoolean,
@@ -18,38 +16,10 @@ import {
   derString,
   derTime,
   derUnsigned,
-} from './der.js';
+} from '../x509/der-write.js';
+import { TAG, contextTag } from '../x509/der.js';
+import { KEY_USAGE, type KeyUsageName, NAME_OIDS, type NameAttributeType, OID } from '../x509/oids.js';
 import { type P384Backend, type P384Key, signatureToDer } from './p384.js';
-
-/** Object identifiers used by the chain. */
-export const OID = {
-  ecPublicKey: '1.2.840.10045.2.1',
-  secp384r1: '1.3.132.0.34',
-  ecdsaWithSha384: '1.2.840.10045.4.3.3',
-  countryName: '2.5.4.6',
-  stateOrProvinceName: '2.5.4.8',
-  localityName: '2.5.4.7',
-  organizationName: '2.5.4.10',
-  organizationalUnitName: '2.5.4.11',
-  commonName: '2.5.4.3',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  basicConstraints: '2.5.29.19',
-  crlDistributionPoints: '2.5.29.31',
-  authorityKeyIdentifier: '2.5.29.35',
-} as const;
-
-/** Attribute short names, in the spelling of RFC 4514. */
-export type NameAttributeType = 'C' | 'ST' | 'L' | 'O' | 'OU' | 'CN';
-
-export const NAME_OIDS: Record<NameAttributeType, string> = {
-  C: OID.countryName,
-  ST: OID.stateOrProvinceName,
-  L: OID.localityName,
-  O: OID.organizationName,
-  OU: OID.organizationalUnitName,
-  CN: OID.commonName,
-};
 
 /** A distinguished name in encoding order (first = outermost RDN). */
 export type DistinguishedName = ReadonlyArray<readonly [NameAttributeType, string]>;
@@ -70,21 +40,6 @@ export interface CertExtension {
   /** The DER value that goes inside the extnValue OCTET STRING. */
   readonly value: Uint8Array;
 }
-
-/** keyUsage bit numbers (RFC 5280 4.2.1.3). */
-export const KEY_USAGE = {
-  digitalSignature: 0,
-  nonRepudiation: 1,
-  keyEncipherment: 2,
-  dataEncipherment: 3,
-  keyAgreement: 4,
-  keyCertSign: 5,
-  cRLSign: 6,
-  encipherOnly: 7,
-  decipherOnly: 8,
-} as const;
-
-export type KeyUsageName = keyof typeof KEY_USAGE;
 
 /** Named BIT STRING with trailing zero bits removed, as DER requires. */
 export function encodeKeyUsageBits(usages: readonly KeyUsageName[]): Uint8Array {

@@ -18,7 +18,7 @@ import { type P384Backend, P384Key } from '../attestation/p384.js';
 import { committedTestCa } from '../attestation/default-attester.js';
 import { systemRandom } from '../device/random.js';
 import type { IssuedCert } from '../attestation/chain-profile.js';
-import { parseCertificate } from '../attestation/x509-parse.js';
+import { parseCertificate } from '../x509/certificate.js';
 
 /** The `format` value of a manifest this version reads and writes. */
 export const CA_MANIFEST_FORMAT = 'nsm-emulator-ca/1';
