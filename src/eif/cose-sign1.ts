@@ -7,7 +7,8 @@
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { CborWriter } from '../wire/cbor-encode.js';
 import { type CborValue, CborDecodeError, decodeCbor } from '../wire/cbor-decode.js';
-import type { EcCurve, EcPublicKey } from './certificate.js';
+import type { EcCurve } from '../x509/oids.js';
+import type { EcPublicKey } from './certificate.js';
 import { EifSignatureError } from './errors.js';
 
 export const COSE_ALGORITHMS = { ES256: -7, ES384: -35, ES512: -36 } as const;

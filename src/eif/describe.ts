@@ -4,10 +4,10 @@
  * ImageName, ImageVersion and Metadata (build metadata with the custom metadata merged in).
  * @module
  */
-import { oidLongName } from './certificate.js';
 import { decodeMetadata } from './metadata.js';
 import type { EifMeasurement } from './measure.js';
 import { type JsonValue, compareCodePoints, toPrettyJson } from './json-text.js';
+import { oidLongName } from './oid-names.js';
 import { type EifSignatureCheck, checkEifSignature } from './signature-check.js';
 
 /** nitro-cli prints the Rust Debug form of its sha2 hasher here. */

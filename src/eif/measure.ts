@@ -11,11 +11,11 @@
  * the first byte that only PCR0 covers, so bytes common to both are hashed once.
  * @module
  */
+import { latin1Text } from '../x509/pem.js';
 import { certificateDerFromPem } from './certificate.js';
 import { EifFormatError } from './errors.js';
 import type { EifSection } from './format.js';
 import { type Sha384Factory, type Sha384Hasher, ZERO_PCR, nobleSha384 } from './hash.js';
-import { latin1Text } from './pem.js';
 import { type EifLayout, type EifReadOptions, readEif } from './reader.js';
 import { type PcrSignatureEntry, SignatureSectionError, decodeSignatureSection } from './signature-section.js';
 import type { EifSource } from './source.js';

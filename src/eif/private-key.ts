@@ -1,12 +1,13 @@
 /**
- * EC private keys in PEM, as `openssl ecparam -genkey` (SEC1, `EC PRIVATE KEY`) or
- * `openssl genpkey` (PKCS#8, `PRIVATE KEY`) write them: the curve and the secret scalar.
+ * EC private keys for build-eif signing, in PEM as `openssl ecparam -genkey` (SEC1,
+ * `EC PRIVATE KEY`) or `openssl genpkey` (PKCS#8, `PRIVATE KEY`) write them: the curve and the
+ * secret scalar, padded to the curve's size. The DER is read by src/x509/private-key.ts.
  * @module
  */
-import { CURVE_OIDS, type EcCurve } from './certificate.js';
-import { DER, children, decodeDer, expectTag, oidText, type DerElement } from './der.js';
+import { CURVE_OIDS, type EcCurve, OID } from '../x509/oids.js';
+import { pemBlocks } from '../x509/pem.js';
+import { readEcPrivateKey, readPkcs8 } from '../x509/private-key.js';
 import { EifBuildError } from './errors.js';
-import { pemBlocks } from './pem.js';
 
 export interface EcPrivateKey {
   readonly curve: EcCurve;
@@ -15,21 +16,14 @@ export interface EcPrivateKey {
 
 const SIZES: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
 
-function fromSec1(el: DerElement, curveHint: EcCurve | undefined): EcPrivateKey {
-  const parts = children(expectTag(el, DER.SEQUENCE, 'ECPrivateKey'));
-  const secret = expectTag(parts[1], DER.OCTET_STRING, 'privateKey').value;
-  let curve = curveHint;
-  for (const p of parts.slice(2)) {
-    if (p.tag === 0xa0) {
-      const [oid] = children(p);
-      curve = CURVE_OIDS[oidText(expectTag(oid, DER.OID, 'namedCurve').value)] ?? curve;
-    }
-  }
+function fromSec1(der: Uint8Array, curveHint: EcCurve | undefined): EcPrivateKey {
+  const key = readEcPrivateKey(der);
+  const curve = (key.curve !== null ? CURVE_OIDS[key.curve] : undefined) ?? curveHint;
   if (!curve) throw new EifBuildError('BAD_PRIVATE_KEY', 'private key is not on P-256, P-384 or P-521');
   const size = SIZES[curve];
-  if (secret.length > size) throw new EifBuildError('BAD_PRIVATE_KEY', `private key scalar is ${secret.length} bytes, too long for ${curve}`);
+  if (key.secret.length > size) throw new EifBuildError('BAD_PRIVATE_KEY', `private key scalar is ${key.secret.length} bytes, too long for ${curve}`);
   const padded = new Uint8Array(size);
-  padded.set(secret, size - secret.length);
+  padded.set(key.secret, size - key.secret.length);
   return { curve, secret: padded };
 }
 
@@ -38,15 +32,11 @@ export function parseEcPrivateKeyPem(pem: string): EcPrivateKey {
   const blocks = pemBlocks(pem);
   try {
     for (const b of blocks) {
-      if (b.label === 'EC PRIVATE KEY') return fromSec1(decodeDer(b.der), undefined);
+      if (b.label === 'EC PRIVATE KEY') return fromSec1(b.der, undefined);
       if (b.label === 'PRIVATE KEY') {
-        const [, alg, key] = children(expectTag(decodeDer(b.der), DER.SEQUENCE, 'PrivateKeyInfo'));
-        const [algOid, params] = children(expectTag(alg, DER.SEQUENCE, 'AlgorithmIdentifier'));
-        if (oidText(expectTag(algOid, DER.OID, 'algorithm').value) !== '1.2.840.10045.2.1') {
-          throw new EifBuildError('BAD_PRIVATE_KEY', 'private key is not an EC key');
-        }
-        const curve = params?.tag === DER.OID ? CURVE_OIDS[oidText(params.value)] : undefined;
-        return fromSec1(decodeDer(expectTag(key, DER.OCTET_STRING, 'privateKey').value), curve);
+        const info = readPkcs8(b.der);
+        if (info.algorithm !== OID.ecPublicKey) throw new EifBuildError('BAD_PRIVATE_KEY', 'private key is not an EC key');
+        return fromSec1(info.privateKey, info.curve !== null ? CURVE_OIDS[info.curve] : undefined);
       }
     }
   } catch (e) {

@@ -9,7 +9,9 @@
  * @module
  */
 import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { certificateDerFromPem, parseCertificate, type EcCurve } from './certificate.js';
+import type { EcCurve } from '../x509/oids.js';
+import { latin1Text } from '../x509/pem.js';
+import { certificateDerFromPem, parseCertificate } from './certificate.js';
 import { signCoseSign1 } from './cose-sign1.js';
 import { type Crc32Function, crc32 as jsCrc32 } from './crc32.js';
 import { EifBuildError } from './errors.js';
@@ -18,7 +20,6 @@ import { type Sha384Factory, ZERO_PCR, nobleSha384 } from './hash.js';
 import { encodeHeader, encodeSectionHeader } from './header.js';
 import type { EifPcrs } from './measure.js';
 import { type EifIdentity, encodeMetadata } from './metadata.js';
-import { latin1Text } from './pem.js';
 import { parseEcPrivateKeyPem } from './private-key.js';
 import { encodePcrInfo, encodeSignatureSection } from './signature-section.js';
 import { type SizedSource, sizedSource } from './source.js';
