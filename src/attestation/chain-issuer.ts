@@ -11,6 +11,7 @@
  * and the noble backend every byte is reproducible.
  * @module
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import type { RandomSource } from '../device/random.js';
 import {
   type CertificateDraft,
@@ -36,10 +37,6 @@ import type { TestCa } from './test-ca.js';
 /** Raised when the CA cannot issue at the requested time (its root is not valid then). */
 export class ChainIssueError extends Error {
   override readonly name = 'ChainIssueError';
-}
-
-function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 const iso = (s: number) => new Date(s * 1000).toISOString();
@@ -123,9 +120,9 @@ export class ChainIssuer {
       const [notBefore, notAfter] = window(level);
       const name =
         level === 'regional'
-          ? regionalName(hex(this.random.bytes(8)), region)
+          ? regionalName(bytesToHex(this.random.bytes(8)), region)
           : level === 'zonal'
-            ? zonalName(hex(this.random.bytes(8)), region)
+            ? zonalName(bytesToHex(this.random.bytes(8)), region)
             : level === 'instance'
               ? instanceName(instanceId, region)
               : leafName(moduleId, region);

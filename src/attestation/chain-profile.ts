@@ -7,6 +7,7 @@
  * @module
  */
 import { sha384 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { P384Backend, P384Key } from './p384.js';
 import {
   type CertExtension,
@@ -115,7 +116,7 @@ function crlUrl(host: string, issuerKey: Uint8Array): string {
   const b = h.subarray(0, 16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;
-  const x = Array.from(b, (v) => v.toString(16).padStart(2, '0')).join('');
+  const x = bytesToHex(b);
   return `http://${host}/crl/${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}.crl`;
 }
 
@@ -230,7 +231,7 @@ export function splitModuleId(moduleId: string): { instanceId: string; enclaveId
   const m = MODULE_ID.exec(moduleId);
   if (m) {
     const hex = m[2]!;
-    return { instanceId: m[1]!, enclaveId: Uint8Array.from({ length: 8 }, (_, i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16)) };
+    return { instanceId: m[1]!, enclaveId: hexToBytes(hex) };
   }
   const cut = moduleId.lastIndexOf('-enc');
   const enclaveId = sha384(new TextEncoder().encode(moduleId)).slice(0, 8);

@@ -11,6 +11,7 @@
  * certificate is in use, so each document costs one pass over the changing fields.
  * @module
  */
+import { concatBytes } from '@noble/hashes/utils.js';
 import { CborWriter } from '../wire/cbor-encode.js';
 
 export type PayloadMapForm = 'indefinite' | 'definite';
@@ -90,25 +91,13 @@ function bstrHead(length: number): Uint8Array {
   return new CborWriter(9).head(2, length).finish();
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** `["Signature1", h'a1013822', h'', payload]`: the bytes ES384 signs. */
 export function sigStructure(payload: Uint8Array): Uint8Array {
-  return concat([SIG_STRUCTURE_PREFIX, bstrHead(payload.length), payload]);
+  return concatBytes(SIG_STRUCTURE_PREFIX, bstrHead(payload.length), payload);
 }
 
 /** The untagged COSE_Sign1 around a payload and its 96-byte signature. */
 export function encodeCoseSign1(payload: Uint8Array, signature: Uint8Array): Uint8Array {
   if (signature.length !== 96) throw new RangeError(`an ES384 signature is 96 bytes, got ${signature.length}`);
-  return concat([SIGN1_PREFIX, bstrHead(payload.length), payload, SIGNATURE_HEAD, signature]);
+  return concatBytes(SIGN1_PREFIX, bstrHead(payload.length), payload, SIGNATURE_HEAD, signature);
 }

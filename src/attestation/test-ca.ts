@@ -7,6 +7,7 @@
  * {@link createTestCa}, or load one from PEM text with {@link testCaFromPem}.
  * @module
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import type { RandomSource } from '../device/random.js';
 import { systemRandom } from '../device/random.js';
 import { DerError } from '../x509/der.js';
@@ -61,10 +62,6 @@ export interface CreateTestCaOptions {
   readonly crypto?: P384BackendChoice;
 }
 
-function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
 /** Makes a fresh root, regional and zonal (new keys, AWS's profile). */
 export async function createTestCa(options: CreateTestCaOptions = {}): Promise<TestCa> {
   const random = options.random ?? systemRandom;
@@ -90,7 +87,7 @@ export async function createTestCa(options: CreateTestCaOptions = {}): Promise<T
   const regional = await issueCertificate(
     {
       level: 'regional',
-      name: regionalName(hex(random.bytes(8)), region),
+      name: regionalName(bytesToHex(random.bytes(8)), region),
       key: regionalKey,
       issuer: root,
       serial: random.bytes(RANDOM_SERIAL_BYTES.regional),
@@ -103,7 +100,7 @@ export async function createTestCa(options: CreateTestCaOptions = {}): Promise<T
   const zonal = await issueCertificate(
     {
       level: 'zonal',
-      name: zonalName(hex(random.bytes(8)), region),
+      name: zonalName(bytesToHex(random.bytes(8)), region),
       key: zonalKey,
       issuer: regional,
       serial: random.bytes(RANDOM_SERIAL_BYTES.zonal),

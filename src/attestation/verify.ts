@@ -8,6 +8,7 @@
  * `cabundle[0]` must be byte-identical to it. No CRL is fetched (AWS does not use CRLs).
  * @module
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { DerError } from '../x509/der.js';
 import { type ParsedCertificate, parseCertificate } from '../x509/certificate.js';
 import { OID } from '../x509/oids.js';
@@ -59,7 +60,6 @@ const fail = (rule: VerifyRule, message: string): never => {
 };
 
 const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function rootDer(root: Uint8Array | string): Uint8Array {
@@ -159,13 +159,13 @@ export async function verifyAttestationDocument(bytes: Uint8Array, options: Veri
     for (const [i, v] of entries) {
       const got = doc.pcrs.get(i);
       if (!got) fail('expect.pcr', `PCR ${i} is not in the document`);
-      else if (!equal(got, v)) fail('expect.pcr', `PCR ${i} is ${hex(got)}, expected ${hex(v)}`);
+      else if (!equal(got, v)) fail('expect.pcr', `PCR ${i} is ${bytesToHex(got)}, expected ${bytesToHex(v)}`);
     }
   }
   const same = (rule: VerifyRule, name: string, want: Uint8Array | undefined, got: Uint8Array | null) => {
     if (want === undefined) return;
-    if (got === null) fail(rule, `${name} is absent, expected ${hex(want)}`);
-    else if (!equal(got, want)) fail(rule, `${name} is ${hex(got)}, expected ${hex(want)}`);
+    if (got === null) fail(rule, `${name} is absent, expected ${bytesToHex(want)}`);
+    else if (!equal(got, want)) fail(rule, `${name} is ${bytesToHex(got)}, expected ${bytesToHex(want)}`);
   };
   same('expect.nonce', 'nonce', options.expectedNonce, doc.nonce);
   same('expect.user_data', 'user_data', options.expectedUserData, doc.userData);

@@ -4,6 +4,7 @@
  * ImageName, ImageVersion and Metadata (build metadata with the custom metadata merged in).
  * @module
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { decodeMetadata } from './metadata.js';
 import type { EifMeasurement } from './measure.js';
 import { type JsonValue, compareCodePoints, toPrettyJson } from './json-text.js';
@@ -13,17 +14,15 @@ import { type EifSignatureCheck, checkEifSignature } from './signature-check.js'
 /** nitro-cli prints the Rust Debug form of its sha2 hasher here. */
 export const HASH_ALGORITHM_TEXT = 'Sha384 { ... }';
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-
 /** nitro-cli's `Measurements` map: HashAlgorithm, PCR0, PCR1, PCR2 and PCR8 when signed. */
 export function measurementsJson(pcrs: EifMeasurement['pcrs']): Map<string, JsonValue> {
   const m = new Map<string, JsonValue>([
     ['HashAlgorithm', HASH_ALGORITHM_TEXT],
-    ['PCR0', hex(pcrs.pcr0)],
-    ['PCR1', hex(pcrs.pcr1)],
-    ['PCR2', hex(pcrs.pcr2)],
+    ['PCR0', bytesToHex(pcrs.pcr0)],
+    ['PCR1', bytesToHex(pcrs.pcr1)],
+    ['PCR2', bytesToHex(pcrs.pcr2)],
   ]);
-  if (pcrs.pcr8) m.set('PCR8', hex(pcrs.pcr8));
+  if (pcrs.pcr8) m.set('PCR8', bytesToHex(pcrs.pcr8));
   return m;
 }
 
