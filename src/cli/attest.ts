@@ -5,7 +5,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { base64Encode } from '../attestation/pem.js';
+import { base64Encode } from '../x509/pem.js';
 import { ATTESTATION_FIELD_MAX } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, REQUEST_MAX_SIZE } from '../device/limits.js';
 import { NsmDevice } from '../device/nsm-device.js';

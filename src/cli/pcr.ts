@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { certificateDerFromPem } from '../eif/certificate.js';
 import { extendFromZero } from '../eif/hash.js';
 import { toPrettyJson } from '../eif/json-text.js';
-import { latin1Text } from '../eif/pem.js';
+import { latin1Text } from '../x509/pem.js';
 import { parentInstancePcr, parentRolePcr } from '../eif/boot-profile.js';
 import { nodeSha384 } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';

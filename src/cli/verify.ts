@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { base64Decode } from '../attestation/pem.js';
+import { base64Decode } from '../x509/pem.js';
 import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
 import { AttestationVerifyError } from '../attestation/verify-error.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
