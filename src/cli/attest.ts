@@ -4,7 +4,6 @@
  * @module
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { base64Encode } from '../x509/pem.js';
 import { ATTESTATION_FIELD_MAX } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, REQUEST_MAX_SIZE } from '../device/limits.js';
@@ -14,7 +13,7 @@ import { encodeRequest } from '../wire/encode-request.js';
 import { decodeResponse } from '../wire/decode-response.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
-import { parseHex, parsePcr, toHex } from './parse.js';
+import { parseHex, parsePcr, toHex, parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator attest [options]
 
@@ -70,12 +69,7 @@ async function field(option: string, value: string | undefined): Promise<Uint8Ar
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options: { ...BOOT_OPTION_SPEC, ...OWN_OPTIONS }, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags({ args, options: { ...BOOT_OPTION_SPEC, ...OWN_OPTIONS }, strict: true, allowPositionals: false });
   const { nonce, 'user-data': userDataFlag, 'public-key': publicKeyFlag, out, format, 'payload-map': payloadMapFlag, ca, ...boot } = values;
   const fmt = format ?? (out === undefined ? 'hex' : 'cbor');
   if (fmt !== 'cbor' && fmt !== 'hex' && fmt !== 'base64') throw new UsageError(`--format '${fmt}': expected cbor, hex or base64`);

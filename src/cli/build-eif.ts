@@ -7,7 +7,6 @@ import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { once } from 'node:events';
-import { parseArgs } from 'node:util';
 import { measurementsJson } from '../eif/describe.js';
 import { EifBuildError } from '../eif/errors.js';
 import { toPrettyJson } from '../eif/json-text.js';
@@ -16,6 +15,7 @@ import type { JsonValue } from '../eif/json-text.js';
 import { buildEif, type EifSigning } from '../eif/writer.js';
 import { fileSource, nodeCrc32, nodeSha384 } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator build-eif --kernel FILE --cmdline TEXT --ramdisk FILE [--ramdisk FILE]...
                              --output FILE [options]
@@ -84,34 +84,29 @@ async function jsonOption(option: string, path: string, max?: number): Promise<J
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        kernel: { type: 'string' },
-        cmdline: { type: 'string' },
-        ramdisk: { type: 'string', multiple: true },
-        output: { type: 'string' },
-        'signing-certificate': { type: 'string' },
-        'private-key': { type: 'string' },
-        name: { type: 'string' },
-        version: { type: 'string' },
-        metadata: { type: 'string' },
-        'docker-info': { type: 'string' },
-        'build-time': { type: 'string' },
-        'build-tool': { type: 'string' },
-        'build-tool-version': { type: 'string' },
-        'image-os': { type: 'string' },
-        'image-kernel': { type: 'string' },
-        arch: { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags({
+    args,
+    options: {
+      kernel: { type: 'string' },
+      cmdline: { type: 'string' },
+      ramdisk: { type: 'string', multiple: true },
+      output: { type: 'string' },
+      'signing-certificate': { type: 'string' },
+      'private-key': { type: 'string' },
+      name: { type: 'string' },
+      version: { type: 'string' },
+      metadata: { type: 'string' },
+      'docker-info': { type: 'string' },
+      'build-time': { type: 'string' },
+      'build-tool': { type: 'string' },
+      'build-tool-version': { type: 'string' },
+      'image-os': { type: 'string' },
+      'image-kernel': { type: 'string' },
+      arch: { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
   for (const k of ['kernel', 'cmdline', 'output'] as const) if (values[k] === undefined) throw new UsageError(`--${k} is required`);
   if (!values.ramdisk?.length) throw new UsageError('--ramdisk FILE is required (at least one)');
   if ((values['signing-certificate'] === undefined) !== (values['private-key'] === undefined)) {

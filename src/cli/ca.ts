@@ -3,14 +3,13 @@
  * @module
  */
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { createTestCa } from '../attestation/test-ca.js';
 import { DEFAULT_REGION } from '../attestation/chain-profile.js';
 import { SeededRandom } from '../device/random.js';
 import { parseSeed } from '../device/boot.js';
 import { CaDirError, caManifest, caModuleSource, loadCaDir, writeCaDir } from '../node/ca-dir.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
-import { parseTime } from './parse.js';
+import { parseTime, parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator ca <init|show|embed> [options]
 
@@ -42,7 +41,7 @@ Use a CA with: nsm-emulator attest --ca DIR, nsm-emulator rpc --ca DIR.
 Without --ca the committed test CA in certs/ is used (pin certs/root.pem).`;
 
 async function init(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args,
     options: {
       dir: { type: 'string' },
@@ -91,7 +90,7 @@ async function load(dir: string | undefined, sub: string) {
 }
 
 async function show(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { dir: { type: 'string' } }, strict: true });
+  const { values } = parseFlags({ args, options: { dir: { type: 'string' } }, strict: true });
   const m = caManifest(await load(values.dir, 'show'));
   const lines = [`TEST ONLY CA in ${values.dir} (region ${m.region})`];
   for (const level of ['root', 'regional', 'zonal'] as const) {
@@ -104,7 +103,7 @@ async function show(args: string[], io: CliIo): Promise<number> {
 }
 
 async function embed(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { dir: { type: 'string' }, out: { type: 'string' } }, strict: true });
+  const { values } = parseFlags({ args, options: { dir: { type: 'string' }, out: { type: 'string' } }, strict: true });
   await load(values.dir, 'embed');
   const source = await caModuleSource(values.dir!);
   if (values.out) await writeFile(values.out, source);

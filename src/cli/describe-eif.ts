@@ -3,11 +3,11 @@
  * without Docker or Nitro hardware.
  * @module
  */
-import { parseArgs } from 'node:util';
 import { describeEif, describeEifText } from '../eif/describe.js';
 import { EifFormatError } from '../eif/errors.js';
 import { measureEifFile } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator describe-eif --eif-path FILE
 
@@ -27,12 +27,7 @@ Options:
   --eif-path FILE   the image to describe`;
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options: { 'eif-path': { type: 'string' } }, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags({ args, options: { 'eif-path': { type: 'string' } }, strict: true, allowPositionals: false });
   const path = values['eif-path'];
   if (path === undefined) throw new UsageError('--eif-path FILE is required');
   let description;

@@ -9,13 +9,13 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isatty } from 'node:tty';
-import { parseArgs } from 'node:util';
 import type { NsmDevice } from '../device/nsm-device.js';
 import { NsmServer } from '../node/server.js';
 import { ShimBuildError, buildShim } from '../node/shim-build.js';
 import { shimEnvironment } from '../node/shim-env.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { parseFlags } from './parse.js';
 import { deviceFromFlags, eventLogLine, exchangeLogLine } from './serve.js';
 
 const HELP = `Usage: nsm-emulator exec [options] [--] PROGRAM [ARGS...]
@@ -63,12 +63,7 @@ export function splitCommandLine(args: readonly string[]): { options: string[]; 
 
 async function run(args: string[], io: CliIo): Promise<number> {
   const { options, program } = splitCommandLine(args);
-  let values;
-  try {
-    ({ values } = parseArgs({ args: options, options: { ...BOOT_OPTION_SPEC, log: { type: 'string' } }, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags({ args: options, options: { ...BOOT_OPTION_SPEC, log: { type: 'string' } }, strict: true, allowPositionals: false });
   const [file, ...fileArgs] = program;
   if (file === undefined || file === '') throw new UsageError('no program given: nsm-emulator exec [options] -- PROGRAM [ARGS...]');
   const { log, ...boot } = values;

@@ -3,6 +3,7 @@
  * the value given and what was expected.
  * @module
  */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { MAX_PCRS, PCR_LENGTH } from '../device/limits.js';
 import { UsageError } from './io.js';
@@ -40,3 +41,12 @@ export function parseTime(option: string, value: string): number {
 
 /** Lowercase hex of some bytes. */
 export const toHex = bytesToHex;
+
+/** node:util parseArgs, with its errors (unknown option, missing value) turned into UsageErrors. */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}

@@ -3,7 +3,6 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { certificateDerFromPem } from '../eif/certificate.js';
 import { extendFromZero } from '../eif/hash.js';
 import { toPrettyJson } from '../eif/json-text.js';
@@ -11,7 +10,7 @@ import { latin1Text } from '../x509/pem.js';
 import { parentInstancePcr, parentRolePcr } from '../eif/boot-profile.js';
 import { nodeSha384 } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
-import { toHex } from './parse.js';
+import { toHex, parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator pcr (--input FILE | --signing-certificate FILE | --parent-role ARN | --parent-id ID)
 
@@ -36,17 +35,12 @@ async function readInput(option: string, path: string): Promise<Uint8Array> {
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { input: { type: 'string' }, 'signing-certificate': { type: 'string' }, 'parent-role': { type: 'string' }, 'parent-id': { type: 'string' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags({
+    args,
+    options: { input: { type: 'string' }, 'signing-certificate': { type: 'string' }, 'parent-role': { type: 'string' }, 'parent-id': { type: 'string' } },
+    strict: true,
+    allowPositionals: false,
+  });
   const given = (['input', 'signing-certificate', 'parent-role', 'parent-id'] as const).filter((k) => values[k] !== undefined);
   if (given.length !== 1) throw new UsageError('give exactly one of --input, --signing-certificate, --parent-role, --parent-id');
   let key: string;

@@ -4,13 +4,12 @@
  * @module
  */
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { NsmDevice } from '../device/nsm-device.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { jsonToRequest, responseToJson } from './json-codec.js';
-import { toHex } from './parse.js';
+import { toHex, parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator rpc [options]
 
@@ -43,12 +42,7 @@ ${BOOT_OPTIONS_HELP}
 const HEX_LINE = /^(?:[0-9a-fA-F]{2})*$/;
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...BOOT_OPTION_SPEC, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const parsed = parseFlags({ args, options: { ...BOOT_OPTION_SPEC, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
   const { json, ...boot } = parsed.values;
   const device = new NsmDevice(await deviceOptionsFromFlags(boot as BootFlags));
   const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });

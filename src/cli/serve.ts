@@ -4,10 +4,10 @@
  * helpers `exec` shares: endpoint parsing and the `--log` line format.
  * @module
  */
-import { parseArgs } from 'node:util';
 import { NsmDevice } from '../device/nsm-device.js';
 import { AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEvent, NsmServer } from '../node/server.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
+import { parseFlags } from './parse.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { requestToJson, responseToJson } from './json-codec.js';
 
@@ -65,22 +65,17 @@ export async function deviceFromFlags(boot: BootFlags): Promise<NsmDevice> {
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        ...BOOT_OPTION_SPEC,
-        socket: { type: 'string', multiple: true },
-        listen: { type: 'string', multiple: true },
-        log: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const parsed = parseFlags({
+    args,
+    options: {
+      ...BOOT_OPTION_SPEC,
+      socket: { type: 'string', multiple: true },
+      listen: { type: 'string', multiple: true },
+      log: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
   const { socket, listen, log, ...boot } = parsed.values;
   const endpoints: Array<[string, NsmEndpoint]> = [];
   for (const p of socket ?? []) {

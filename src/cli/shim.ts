@@ -2,9 +2,9 @@
  * `nsm-emulator shim`: builds (if needed) the /dev/nsm preload shim and prints where it is.
  * @module
  */
-import { parseArgs } from 'node:util';
 import { ShimBuildError, buildShim, defaultShimCacheDir, shimSourcePath } from '../node/shim-build.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
+import { parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator shim [--print-path] [--rebuild] [--print-source]
 
@@ -34,17 +34,12 @@ Cache: ${'$'}XDG_CACHE_HOME/nsm-emulator, else ~/.cache/nsm-emulator (here: ${de
 `;
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { 'print-path': { type: 'boolean' }, rebuild: { type: 'boolean' }, 'print-source': { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags({
+    args,
+    options: { 'print-path': { type: 'boolean' }, rebuild: { type: 'boolean' }, 'print-source': { type: 'boolean' } },
+    strict: true,
+    allowPositionals: false,
+  });
   if (values['print-source']) {
     io.stdout.write(shimSourcePath() + '\n');
     return 0;

@@ -4,12 +4,11 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { base64Decode } from '../x509/pem.js';
 import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
 import { AttestationVerifyError } from '../attestation/verify-error.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
-import { parseHex, parsePcr, parseTime, toHex } from './parse.js';
+import { parseHex, parsePcr, parseTime, toHex, parseFlags } from './parse.js';
 
 const HELP = `Usage: nsm-emulator verify DOC --root ROOT.pem [options]
 
@@ -116,26 +115,21 @@ function json(doc: VerifiedDocument): string {
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        root: { type: 'string' },
-        time: { type: 'string' },
-        'expect-pcr': { type: 'string', multiple: true },
-        'expect-nonce': { type: 'string' },
-        'expect-user-data': { type: 'string' },
-        'expect-public-key': { type: 'string' },
-        'aws-field-limits': { type: 'boolean' },
-        json: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const parsed = parseFlags({
+    args,
+    options: {
+      root: { type: 'string' },
+      time: { type: 'string' },
+      'expect-pcr': { type: 'string', multiple: true },
+      'expect-nonce': { type: 'string' },
+      'expect-user-data': { type: 'string' },
+      'expect-public-key': { type: 'string' },
+      'aws-field-limits': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`expected one DOC argument (a file, or - for standard input), got ${positionals.length}`);
   if (values.root === undefined) throw new UsageError('--root FILE is required: the PEM root certificate to anchor at (for example certs/root.pem)');
