@@ -125,6 +125,11 @@ class Reader {
         };
       case 2:
       case 3: {
+        if (major === 3 && !indefinite) {
+          const n = this.length(arg, 1, 'string', at);
+          const ascii = n <= 64 ? this.ascii(n) : null;
+          if (ascii !== null) return { type: 'text', value: ascii };
+        }
         const raw = indefinite ? this.chunks(major) : this.take(this.length(arg, 1, 'string', at));
         if (major === 2) return { type: 'bytes', value: raw };
         try {
@@ -175,6 +180,19 @@ class Reader {
     const v = this.item(depth);
     if (v === BREAK) this.fail('unexpected break', at);
     return v;
+  }
+
+  /** Reads `n` bytes as text when all are ASCII (every key on the NSM wire); otherwise null. */
+  ascii(n: number): string | null {
+    const b = this.bytes;
+    let s = '';
+    for (let i = this.pos; i < this.pos + n; i++) {
+      const c = b[i]!;
+      if (c > 0x7f) return null;
+      s += String.fromCharCode(c);
+    }
+    this.pos += n;
+    return s;
   }
 
   take(n: number): Uint8Array {
