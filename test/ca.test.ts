@@ -1,7 +1,7 @@
 // Test CAs: made in memory and on disk, loaded back, checked for consistency; the committed CA
 // in certs/ and its embedded copy; the `ca` command.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -122,9 +122,16 @@ describe('nsm-emulator ca', () => {
     const show = await runCli(['ca', 'show', '--dir', a]);
     expect(show.code).toBe(0);
     expect(show.stdout).toContain('valid 2020-01-01T00:00:00.000Z to 2050-01-01T00:00:00.000Z');
+    const files = () => Object.fromEntries(readdirSync(a).sort().map((f) => [f, readFileSync(join(a, f), 'utf8')]));
+    const before = files();
     const again = await runCli(['ca', 'init', '--dir', a]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain(`${join(a, 'manifest.json')}: already exists (pass --force to replace the CA)`);
+    expect(files()).toEqual(before);
+    const badTime = await runCli(['ca', 'init', '--dir', a, '--force', '--time', 'yesterday']);
+    expect(badTime.code).toBe(2);
+    expect(badTime.stderr).toContain("--time 'yesterday'");
+    expect(files()).toEqual(before);
     const att = await runCli(['attest', '--ca', a, '--time', '2026-06-01T13:00:00Z', '--format', 'hex']);
     expect(att.code).toBe(0);
     const ver = await runCli(['verify', '-', '--root', join(a, 'root.pem'), '--time', 'doc'], att.stdout);
