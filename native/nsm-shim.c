@@ -686,6 +686,20 @@ static int has_mode(int flags)
 	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
 }
 
+/*
+ * open() and openat() take a third argument only when the flags create a file; read it from the
+ * caller's variadic arguments in that case (must expand inside the variadic function itself).
+ */
+#define READ_OPTIONAL_MODE(flags, mode)                  \
+	do {                                             \
+		if (has_mode(flags)) {                   \
+			va_list ap_;                     \
+			va_start(ap_, flags);            \
+			(mode) = (mode_t)va_arg(ap_, int); \
+			va_end(ap_);                     \
+		}                                        \
+	} while (0)
+
 static int pass_open(open_fn f, const char *path, int flags, mode_t mode)
 {
 	if (f == NULL) {
@@ -712,12 +726,7 @@ static int at_device(int dirfd, const char *path)
 EXPORT int open(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	if (has_mode(flags)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	READ_OPTIONAL_MODE(flags, mode);
 	if (is_device_path(path))
 		return nsm_open(flags);
 	return pass_open(real_open(), path, flags, mode);
@@ -726,12 +735,7 @@ EXPORT int open(const char *path, int flags, ...)
 EXPORT int open64(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	if (has_mode(flags)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	READ_OPTIONAL_MODE(flags, mode);
 	if (is_device_path(path))
 		return nsm_open(flags);
 	return pass_open(real_open64(), path, flags, mode);
@@ -740,12 +744,7 @@ EXPORT int open64(const char *path, int flags, ...)
 EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	if (has_mode(flags)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	READ_OPTIONAL_MODE(flags, mode);
 	if (at_device(dirfd, path))
 		return nsm_open(flags);
 	return pass_openat(real_openat(), dirfd, path, flags, mode);
@@ -754,12 +753,7 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
 EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	if (has_mode(flags)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	READ_OPTIONAL_MODE(flags, mode);
 	if (at_device(dirfd, path))
 		return nsm_open(flags);
 	return pass_openat(real_openat64(), dirfd, path, flags, mode);
