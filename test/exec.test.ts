@@ -2,27 +2,17 @@
 // forwarded, signals reach it, and no socket or temp dir is left behind.
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { splitCommandLine } from '../src/cli/exec.js';
 import { NsmDevice } from '../src/device/nsm-device.js';
 import { encodeRequest } from '../src/wire/encode-request.js';
+import { liveIo } from './helpers/cli.js';
 import { compileClient, haveTool, hex, tempDir } from './native/helpers.js';
 
 const HAVE_CC = haveTool('cc', 'the exec tests (they build the shim)');
 
-function io() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d));
-  stderr.on('data', (d: Buffer) => (err += d));
-  const stdin = new PassThrough();
-  stdin.end();
-  return { io: { stdin, stdout, stderr }, out: () => out, err: () => err };
-}
+const io = () => liveIo('');
 
 describe('exec command line', () => {
   it('splits its own options from the program at --, or at the first non-option', () => {

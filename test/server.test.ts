@@ -3,13 +3,13 @@
 import { connect, type Socket } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { NsmDevice } from '../src/device/nsm-device.js';
 import { encodeRequest } from '../src/wire/encode-request.js';
 import { FrameReader, encodeFrame, type FrameEvent } from '../src/node/framing.js';
 import { AddressInUseError, NsmServer, type NsmExchange, type NsmServerEvent, type NsmServerOptions } from '../src/node/server.js';
 import { main } from '../src/cli/main.js';
+import { liveIo } from './helpers/cli.js';
 import { parseListen } from '../src/cli/serve.js';
 import { hex, startServer, tempDir, twinOptions, type RunningServer } from './native/helpers.js';
 
@@ -256,15 +256,7 @@ describe('nsm-emulator serve', () => {
   const tmp = tempDir();
   afterAll(() => tmp.remove());
 
-  function io() {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => (out += d));
-    stderr.on('data', (d: Buffer) => (err += d));
-    return { io: { stdin: new PassThrough(), stdout, stderr }, out: () => out, err: () => err };
-  }
+  const io = () => liveIo();
   async function until(cond: () => boolean) {
     while (!cond()) await new Promise((r) => setTimeout(r, 5));
   }

@@ -10,19 +10,25 @@ export interface CliResult {
   stderr: string;
 }
 
-function collect(s: PassThrough): () => string {
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
-  return () => Buffer.concat(chunks).toString('utf8');
+/**
+ * In-process streams for a command: what it wrote so far can be read at any time, so long-lived
+ * commands (serve, exec) can be watched while they run. With `stdin` given, standard input
+ * holds that text and is then closed; without it, it stays open.
+ */
+export function liveIo(stdin?: string) {
+  const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
+  let out = '';
+  let err = '';
+  io.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  io.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+  if (stdin !== undefined) io.stdin.end(stdin);
+  return { io, out: () => out, err: () => err };
 }
 
 export async function runCli(argv: string[], stdin = ''): Promise<CliResult> {
-  const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
-  const out = collect(io.stdout);
-  const err = collect(io.stderr);
-  io.stdin.end(stdin);
-  const code = await main(argv, io);
-  return { code, stdout: out(), stderr: err() };
+  const t = liveIo(stdin);
+  const code = await main(argv, t.io);
+  return { code, stdout: t.out(), stderr: t.err() };
 }
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
