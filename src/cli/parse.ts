@@ -42,11 +42,14 @@ export function parseTime(option: string, value: string): number {
 /** Lowercase hex of some bytes. */
 export const toHex = bytesToHex;
 
-/** node:util parseArgs, with its errors (unknown option, missing value) turned into UsageErrors. */
+/**
+ * node:util parseArgs, with its errors (unknown option, missing value) turned into UsageErrors
+ * of one line (parseArgs adds hint lines; the first names the option and the problem).
+ */
 export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs(config);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError((e as Error).message.split('\n')[0]!);
   }
 }

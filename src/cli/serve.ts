@@ -5,7 +5,8 @@
  * @module
  */
 import { NsmDevice } from '../device/nsm-device.js';
-import { AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEvent, NsmServer } from '../node/server.js';
+import { AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEvent, NsmServer, SocketPathError } from '../node/server.js';
+import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../node/server-limits.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { parseFlags } from './parse.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
@@ -23,15 +24,26 @@ bytes of raw CBOR (docs/server.md).
 Each address is printed on standard output once listening (unix:PATH or tcp:HOST:PORT, one per
 line; with port 0 this shows the port chosen). Stops on SIGINT or SIGTERM and removes its
 socket files. A request over 4096 bytes is answered InputTooLarge; a declared length over
-1 MiB closes that connection (reported on standard error).
+1 MiB closes that connection after answering what it already sent (reported on standard
+error). Anyone who can connect can extend PCRs and get signed documents: socket files are
+created 0600 (only you may connect), whatever the umask.
 
 Options:
   --socket PATH         listen on a Unix domain socket (repeatable); a stale socket file left by
                         a dead server is replaced, a live one is an error
+  --socket-mode MODE    octal mode of the socket files (default 0600); e.g. 0660 lets your
+                        group connect too
   --listen [HOST:]PORT  listen on TCP (repeatable); HOST defaults to 127.0.0.1. There is no
                         authentication: listen on other interfaces only on trusted networks
   --log                 print every request and response on standard error as one JSON line
                         (the 'rpc --json' form), plus connection events
+
+Limits (each logged on standard error when it triggers):
+  --max-connections N   connections held at once (default ${DEFAULT_MAX_CONNECTIONS}); more are closed at once
+  --frame-timeout MS    a frame left incomplete this long closes its connection (default
+                        ${DEFAULT_FRAME_TIMEOUT_MS}; 0 never)
+  --idle-timeout MS     close connections idle this long (default ${DEFAULT_IDLE_TIMEOUT_MS}: never, because programs
+                        keep /dev/nsm open for their whole life)
 ${BOOT_OPTIONS_HELP}
 `;
 
@@ -41,6 +53,21 @@ export function parseListen(value: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen '${value}': expected [HOST:]PORT with PORT in 0..65535, e.g. --listen 127.0.0.1:5005`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** An octal file mode such as 0600 or 660 (permission bits only). */
+export function parseMode(option: string, value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new UsageError(`${option} '${value}': expected an octal mode such as 0600 or 0660`);
+  return parseInt(value, 8);
+}
+
+/** A whole number >= min, or undefined when the option was not given. */
+function parseCount(option: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`${option} '${value}': expected a whole number >= ${min}`);
+  }
+  return Number(value);
 }
 
 /** True for addresses only this machine can reach. */
@@ -72,15 +99,20 @@ async function run(args: string[], io: CliIo): Promise<number> {
       socket: { type: 'string', multiple: true },
       listen: { type: 'string', multiple: true },
       log: { type: 'boolean' },
+      'socket-mode': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'frame-timeout': { type: 'string' },
+      'idle-timeout': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
   });
-  const { socket, listen, log, ...boot } = parsed.values;
+  const { socket, listen, log, 'socket-mode': socketMode, 'max-connections': maxConn, 'frame-timeout': frameTimeout, 'idle-timeout': idleTimeout, ...boot } = parsed.values;
+  const mode = socketMode === undefined ? undefined : parseMode('--socket-mode', socketMode);
   const endpoints: Array<[string, NsmEndpoint]> = [];
   for (const p of socket ?? []) {
     if (p === '') throw new UsageError("--socket '': expected a file path for the Unix socket");
-    endpoints.push([`--socket ${p}`, { path: p }]);
+    endpoints.push([`--socket ${p}`, mode === undefined ? { path: p } : { path: p, mode }]);
   }
   for (const l of listen ?? []) endpoints.push([`--listen ${l}`, parseListen(l)]);
   if (endpoints.length === 0) throw new UsageError('nothing to listen on: give --socket PATH and/or --listen [HOST:]PORT');
@@ -94,10 +126,13 @@ async function run(args: string[], io: CliIo): Promise<number> {
     return 1;
   }
   const server = new NsmServer(device, {
+    maxConnections: parseCount('--max-connections', maxConn, 1),
+    frameTimeoutMs: parseCount('--frame-timeout', frameTimeout, 0),
+    idleTimeoutMs: parseCount('--idle-timeout', idleTimeout, 0),
     onExchange: log ? (e) => io.stderr.write(exchangeLogLine(e)) : undefined,
     onEvent: (e) => {
       if (log) io.stderr.write(eventLogLine(e));
-      else if (e.level === 'warn') io.stderr.write(`nsm-emulator serve: connection ${e.connection}: ${e.message}\n`);
+      else if (e.level === 'warn') io.stderr.write(`nsm-emulator serve: ${e.connection === 0 ? '' : `connection ${e.connection}: `}${e.message}\n`);
     },
   });
 
@@ -112,6 +147,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
       try {
         address = await server.listen(endpoint);
       } catch (e) {
+        // A path that cannot hold a socket (missing directory, ...) is a usage error.
+        if (e instanceof SocketPathError) throw new UsageError(`${flag}: ${e.detail}`);
         const why = e instanceof AddressInUseError ? e.detail : (e as Error).message;
         io.stderr.write(`nsm-emulator serve: ${flag}: ${why}\n`);
         return 1;

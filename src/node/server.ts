@@ -7,17 +7,29 @@
  * Every complete frame goes to `device.handleRaw` at once, so the device sees requests from
  * all connections in arrival order, one at a time; each connection gets its answers in the
  * order it asked. A declared length above the device's 4096-byte limit is skipped without
- * being stored and answered `InputTooLarge`; one above the frame cap closes that connection.
+ * being stored and answered `InputTooLarge`. A declared length above the frame cap, or a frame
+ * left incomplete past the frame timeout, ends the connection: nothing after it is executed,
+ * but every request already executed is answered before the connection is closed. Limits
+ * (connections, timeouts) are in ./server-limits.ts; Unix socket files are created 0600.
  * @module
  */
-import { lstatSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { NsmDevice } from '../device/nsm-device.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import { FRAME_LENGTH_CAP, FrameReader, encodeFrame } from './framing.js';
+import { AddressInUseError, type SocketFile, listenOn, listenUnix, removeIfSame } from './listen.js';
+import { ConnectionClock, DEFAULT_SOCKET_MODE, type ServerLimits, type WatchedConnection, resolveServerLimits } from './server-limits.js';
+
+export { AddressInUseError, SocketPathError } from './listen.js';
 
 /** Where a server listens: a Unix socket path, or a TCP host and port (host defaults to 127.0.0.1). */
-export type NsmEndpoint = { readonly path: string } | { readonly host?: string; readonly port: number };
+export type NsmEndpoint =
+  | {
+      readonly path: string;
+      /** Mode of the socket file (default 0o600: only the owner may connect), whatever the umask. */
+      readonly mode?: number;
+    }
+  | { readonly host?: string; readonly port: number };
 
 /** One request and its answer, as reported to {@link NsmServerOptions.onExchange}. */
 export interface NsmExchange {
@@ -45,17 +57,12 @@ export interface NsmServerOptions {
   readonly onEvent?: (event: NsmServerEvent) => void;
   /** Largest declared frame length tolerated before a connection is closed (default 1 MiB). */
   readonly frameLengthCap?: number;
-}
-
-/** Thrown by {@link NsmServer.listen} when another live server already owns the address. */
-export class AddressInUseError extends Error {
-  override readonly name = 'AddressInUseError';
-  constructor(
-    readonly address: string,
-    readonly detail: string,
-  ) {
-    super(`${address}: ${detail}`);
-  }
+  /** Connections held at once across all listeners (default 1024); more are closed at once. */
+  readonly maxConnections?: number;
+  /** Milliseconds a partial frame may stay incomplete before the connection is closed (default 10000; 0: never). */
+  readonly frameTimeoutMs?: number;
+  /** Milliseconds an idle connection is kept (default 0: forever, as /dev/nsm descriptors are). */
+  readonly idleTimeoutMs?: number;
 }
 
 const INPUT_TOO_LARGE = encodeResponse({ type: 'Error', code: 'InputTooLarge' });
@@ -67,7 +74,7 @@ interface Listener {
   readonly server: Server;
   readonly address: string;
   /** Unix socket file this listener created, with its identity, to remove on close. */
-  readonly socketFile: { path: string; dev: number; ino: number } | null;
+  readonly socketFile: SocketFile | null;
 }
 
 export class NsmServer {
@@ -75,11 +82,19 @@ export class NsmServer {
   private readonly sockets = new Set<Socket>();
   private nextConnection = 0;
   private closing: Promise<void> | null = null;
+  /** Connections refused since the cap was last reached (0: not at the cap). */
+  private refused = 0;
+  readonly limits: ServerLimits;
+  private readonly clock: ConnectionClock;
 
   constructor(
     readonly device: NsmDevice,
     private readonly options: NsmServerOptions = {},
-  ) {}
+  ) {
+    const { maxConnections, frameTimeoutMs, idleTimeoutMs } = options;
+    this.limits = resolveServerLimits({ maxConnections, frameTimeoutMs, idleTimeoutMs });
+    this.clock = new ConnectionClock(this.limits);
+  }
 
   /** Addresses listened on, as `unix:PATH` or `tcp:HOST:PORT`. */
   get addresses(): string[] {
@@ -94,17 +109,17 @@ export class NsmServer {
   /**
    * Starts listening; resolves to the address (`unix:PATH`, or `tcp:HOST:PORT` with the port
    * actually bound, useful with port 0). A stale socket file left by a dead server is replaced;
-   * a live one, or a path that is not a socket, is an {@link AddressInUseError}.
+   * a live one, or a path that is not a socket, is an {@link AddressInUseError}; a directory
+   * that is missing or unusable is a {@link SocketPathError}. The socket file gets
+   * `endpoint.mode` (default 0600) whatever the umask.
    */
   async listen(endpoint: NsmEndpoint): Promise<string> {
     if (this.closing) throw new Error('server is closed');
     const server = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     if ('path' in endpoint) {
       const address = `unix:${endpoint.path}`;
-      await clearStaleSocket(endpoint.path, address);
-      await listenOn(server, address, (cb) => server.listen(endpoint.path, cb));
-      const st = lstatSync(endpoint.path);
-      this.listeners.push({ server, address, socketFile: { path: endpoint.path, dev: st.dev, ino: st.ino } });
+      const socketFile = await listenUnix(server, endpoint.path, endpoint.mode ?? DEFAULT_SOCKET_MODE);
+      this.listeners.push({ server, address, socketFile });
       return address;
     }
     const host = endpoint.host ?? '127.0.0.1';
@@ -131,9 +146,21 @@ export class NsmServer {
     this.options.onEvent?.({ level, connection, message });
   }
 
+  /** Over the connection cap: close at once, and say so (once per episode, not per peer). */
+  private refuse(socket: Socket): void {
+    socket.destroy();
+    if (this.refused++ === 0) {
+      this.event('warn', 0, `connection limit of ${this.limits.maxConnections} reached: refusing new connections until one closes`);
+    }
+  }
+
   private accept(socket: Socket): void {
     if (this.closing) {
       socket.destroy();
+      return;
+    }
+    if (this.sockets.size >= this.limits.maxConnections) {
+      this.refuse(socket);
       return;
     }
     const id = ++this.nextConnection;
@@ -141,28 +168,64 @@ export class NsmServer {
     let inFlight = 0;
     let ordered: Promise<unknown> = Promise.resolve();
     let ended = false;
+    /** No more requests are read: answer what was executed, then close. */
+    let draining = false;
+    let endSent = false;
     this.sockets.add(socket);
     if (socket.remoteFamily !== undefined) socket.setNoDelay(true);
     this.event('info', id, 'connected');
 
     const finishIfDone = () => {
-      if (ended && inFlight === 0 && !socket.destroyed) socket.end();
+      if ((ended || draining) && inFlight === 0 && !socket.destroyed && !endSent) {
+        endSent = true;
+        socket.end();
+        // A peer that will not take its last answers is not waited for beyond the frame timeout.
+        if (draining) setTimeout(() => socket.destroy(), this.limits.frameTimeoutMs || 10_000).unref();
+      }
     };
+    /** Stops executing this connection's requests; those already executed are still answered. */
+    const drain = () => {
+      if (draining) return;
+      draining = true;
+      this.clock.remove(watch);
+      if (socket.isPaused()) socket.resume(); // keep reading (and discarding) so the peer can finish
+      finishIfDone();
+    };
+    const watch: WatchedConnection = {
+      partialSince: 0,
+      lastActive: Date.now(),
+      busy: () => inFlight > 0,
+      expire: (reason, elapsed) => {
+        if (reason === 'frame') {
+          const { received, declared } = reader.partial;
+          const what = declared === null ? `${received} of 4 header bytes` : `${received} bytes of a ${declared}-byte frame`;
+          this.event('warn', id, `frame timeout: ${what} received, nothing more for ${elapsed} ms (limit ${this.limits.frameTimeoutMs} ms); closing the connection`);
+        } else {
+          this.event('warn', id, `idle timeout: no request for ${elapsed} ms (limit ${this.limits.idleTimeoutMs} ms); closing the connection`);
+        }
+        drain();
+      },
+    };
+    this.clock.add(watch);
+
     const send = (request: Uint8Array | null, requestLength: number, response: Uint8Array) => {
       inFlight--;
       if (socket.destroyed) return;
       const ok = socket.write(encodeFrame(response));
+      watch.lastActive = Date.now();
       this.options.onExchange?.({ connection: id, request, requestLength, response });
       if (!ok) socket.pause();
-      else if (inFlight < MAX_IN_FLIGHT && socket.isPaused()) socket.resume();
+      else if (inFlight < MAX_IN_FLIGHT && socket.isPaused() && !draining) socket.resume();
       finishIfDone();
     };
 
     socket.on('data', (chunk: Buffer) => {
+      if (draining) return;
       for (const ev of reader.push(chunk)) {
         if (ev.kind === 'overCap') {
-          this.event('warn', id, `declared frame length ${ev.length} is over the cap; closing the connection`);
-          socket.destroy();
+          // Requests earlier in this chunk were executed: answer them, then close.
+          this.event('warn', id, `declared frame length ${ev.length} is over the cap; closing the connection after answering the ${inFlight} request(s) already executed`);
+          drain();
           return;
         }
         const request = ev.kind === 'frame' ? ev.body : null;
@@ -174,14 +237,17 @@ export class NsmServer {
         ordered = (inFlight === 0 ? answer : prev.then(() => answer)).then((r) => send(request, length, r));
         inFlight++;
       }
+      const now = Date.now();
+      watch.lastActive = now;
+      watch.partialSince = reader.idle ? 0 : watch.partialSince || now;
       if (inFlight >= MAX_IN_FLIGHT) socket.pause();
     });
     socket.on('drain', () => {
-      if (inFlight < MAX_IN_FLIGHT) socket.resume();
+      if (inFlight < MAX_IN_FLIGHT && !draining) socket.resume();
     });
     socket.on('end', () => {
       ended = true;
-      if (!reader.idle) {
+      if (!reader.idle && !draining) {
         const { received, declared } = reader.partial;
         this.event('warn', id, `closed mid-frame (${received} bytes of ${declared === null ? 'a header' : `a ${declared}-byte frame`} received); partial frame dropped`);
       }
@@ -190,61 +256,16 @@ export class NsmServer {
     socket.on('error', (e: Error) => this.event('info', id, `socket error: ${e.message}`));
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.clock.remove(watch);
       this.event('info', id, 'disconnected');
+      if (this.refused > 0 && this.sockets.size < this.limits.maxConnections) {
+        this.event('warn', 0, `below the connection limit again; ${this.refused} connection(s) were refused`);
+        this.refused = 0;
+      }
     });
   }
 }
 
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function listenOn(server: Server, address: string, start: (cb: () => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException) => {
-      server.off('listening', onListening);
-      if (e.code === 'EADDRINUSE') reject(new AddressInUseError(address, 'already in use'));
-      else reject(e);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    start(onListening);
-  });
-}
-
-/** A socket file nobody accepts on is removed; a live one or a non-socket is an error. */
-async function clearStaleSocket(path: string, address: string): Promise<void> {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new AddressInUseError(address, 'exists and is not a socket');
-  const live = await new Promise<boolean>((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new AddressInUseError(address, 'a server is already listening there');
-  try {
-    unlinkSync(path);
-  } catch {
-    // Gone already: fine.
-  }
-}
-
-function removeIfSame(file: { path: string; dev: number; ino: number }): void {
-  try {
-    const st = lstatSync(file.path);
-    if (st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path);
-  } catch {
-    // Already removed.
-  }
 }

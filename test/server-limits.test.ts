@@ -1,0 +1,257 @@
+// Attacks on the socket server (issue #10): an executed request whose answer is dropped, a
+// socket any local user can open, half-sent frames held forever, unbounded connections. Each
+// test reproduces the attack with a client written here on Buffer and node:net.
+import { createHash } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { NsmDevice } from '../src/device/nsm-device.js';
+import { encodeRequest } from '../src/wire/encode-request.js';
+import { NsmServer, type NsmServerEvent, type NsmServerOptions, SocketPathError } from '../src/node/server.js';
+import { main } from '../src/cli/main.js';
+import { liveIo } from './helpers/cli.js';
+import { tempDir, twinOptions } from './native/helpers.js';
+
+function frame(body: Uint8Array): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+/** Collects everything a connection receives until the server closes it. */
+class Peer {
+  buf = Buffer.alloc(0);
+  closed: Promise<void>;
+  isClosed = false;
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => (this.buf = Buffer.concat([this.buf, d])));
+    socket.on('error', () => {});
+    this.closed = new Promise((r) =>
+      socket.on('close', () => {
+        this.isClosed = true;
+        r();
+      }),
+    );
+  }
+  static open(target: string | number): Promise<Peer> {
+    return new Promise((resolve, reject) => {
+      const s = typeof target === 'string' ? connect(target) : connect(target, '127.0.0.1');
+      s.once('connect', () => resolve(new Peer(s)));
+      s.once('error', reject);
+    });
+  }
+  /** Whole frames received so far. */
+  frames(): Buffer[] {
+    const out: Buffer[] = [];
+    let o = 0;
+    while (this.buf.length - o >= 4 && this.buf.length - o >= 4 + this.buf.readUInt32BE(o)) {
+      const n = this.buf.readUInt32BE(o);
+      out.push(this.buf.subarray(o + 4, o + 4 + n));
+      o += 4 + n;
+    }
+    return out;
+  }
+  async waitFrames(n: number): Promise<Buffer[]> {
+    while (this.frames().length < n && !this.isClosed) await new Promise((r) => setTimeout(r, 2));
+    return this.frames();
+  }
+}
+
+const sha384 = (...parts: Uint8Array[]) => {
+  const h = createHash('sha384');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+};
+
+const until = async (cond: () => boolean) => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+};
+
+describe('server limits', () => {
+  const tmp = tempDir();
+  const servers: NsmServer[] = [];
+  const peers: Peer[] = [];
+  let n = 0;
+  const start = async (options: NsmServerOptions = {}, device = new NsmDevice(twinOptions())) => {
+    const server = new NsmServer(device, options);
+    servers.push(server);
+    const path = join(tmp.path, `l${n++}.sock`);
+    await server.listen({ path });
+    const tcp = await server.listen({ port: 0 });
+    return { server, device, path, port: Number(tcp.split(':').pop()) };
+  };
+  const open = async (t: string | number) => {
+    const p = await Peer.open(t);
+    peers.push(p);
+    return p;
+  };
+  afterEach(async () => {
+    for (const p of peers.splice(0)) p.socket.destroy();
+    for (const s of servers.splice(0)) await s.close();
+  });
+  afterAll(() => tmp.remove());
+
+  describe('a request executed is always answered', () => {
+    for (const transport of ['unix', 'tcp'] as const) {
+      it(`answers a valid ExtendPCR sent in the same write as an over-cap length header, then closes (${transport})`, async () => {
+        const events: NsmServerEvent[] = [];
+        const s = await start({ onEvent: (e) => events.push(e) });
+        const p = await open(transport === 'unix' ? s.path : s.port);
+        const data = new Uint8Array([1, 2, 3]);
+        p.socket.write(Buffer.concat([frame(encodeRequest({ type: 'ExtendPCR', index: 16, data })), Buffer.from([0xff, 0xff, 0xff, 0xff, 9, 9])]));
+        await p.closed;
+        // The PCR changed on the device...
+        const expected = sha384(new Uint8Array(48), data);
+        expect(Buffer.from((await s.device.describePcr(16)).data).equals(Buffer.from(expected))).toBe(true);
+        // ...so the client must have received the answer before the close: {"ExtendPCR":{"data":<48 bytes>}}.
+        const frames = p.frames();
+        expect(frames.length).toBe(1);
+        const want = Buffer.concat([Buffer.from('a169457874656e64504352a164646174615830', 'hex'), expected]);
+        expect(frames[0]!.toString('hex')).toBe(want.toString('hex'));
+        expect(events.some((e) => e.level === 'warn' && /over the cap/.test(e.message))).toBe(true);
+      });
+    }
+
+    it('executes nothing after the over-cap header, even a valid frame in the same write', async () => {
+      const s = await start();
+      const p = await open(s.path);
+      const extend = frame(encodeRequest({ type: 'ExtendPCR', index: 17, data: new Uint8Array([7]) }));
+      p.socket.write(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), extend]));
+      await p.closed;
+      expect(p.frames()).toEqual([]);
+      expect(Buffer.from((await s.device.describePcr(17)).data).equals(Buffer.alloc(48))).toBe(true);
+    });
+  });
+
+  describe('Unix socket file mode', () => {
+    it('is 0600 even when the umask is 000, and can be widened on request', async () => {
+      const old = process.umask(0);
+      try {
+        const s = await start();
+        expect((statSync(s.path).mode & 0o777).toString(8)).toBe('600');
+        const wide = new NsmServer(new NsmDevice(twinOptions()));
+        servers.push(wide);
+        const path = join(tmp.path, 'wide.sock');
+        await wide.listen({ path, mode: 0o660 });
+        expect((statSync(path).mode & 0o777).toString(8)).toBe('660');
+        // Still a working server at the final path.
+        const p = await open(path);
+        p.socket.write(frame(encodeRequest({ type: 'DescribeNSM' })));
+        expect((await p.waitFrames(1)).length).toBe(1);
+      } finally {
+        process.umask(old);
+      }
+    });
+
+    it('names a missing directory instead of failing with EACCES', async () => {
+      const server = new NsmServer(new NsmDevice(twinOptions()));
+      servers.push(server);
+      const path = join(tmp.path, 'no-such-dir', 'x.sock');
+      await expect(server.listen({ path })).rejects.toThrow(SocketPathError);
+      await expect(server.listen({ path })).rejects.toThrow(`directory ${join(tmp.path, 'no-such-dir')} does not exist`);
+    });
+  });
+
+  describe('time limits', () => {
+    it('closes a connection that stops in the middle of a frame, and logs it', async () => {
+      const events: NsmServerEvent[] = [];
+      const s = await start({ frameTimeoutMs: 60, onEvent: (e) => events.push(e) });
+      const half = await open(s.path);
+      half.socket.write(Buffer.from([0, 0, 0, 30, 0xa1])); // 1 of 30 body bytes
+      const header = await open(s.port);
+      header.socket.write(Buffer.from([0, 0])); // 2 of 4 header bytes
+      await Promise.all([half.closed, header.closed]);
+      const warns = events.filter((e) => e.level === 'warn' && /frame timeout/.test(e.message)).map((e) => e.message);
+      expect(warns.length).toBe(2);
+      expect(warns.some((m) => m.includes('5 bytes of a 30-byte frame'))).toBe(true);
+      expect(warns.some((m) => m.includes('2 of 4 header bytes'))).toBe(true);
+    });
+
+    it('answers the complete request before a timed-out partial frame, and executes nothing after', async () => {
+      const s = await start({ frameTimeoutMs: 60 });
+      const p = await open(s.path);
+      p.socket.write(Buffer.concat([frame(encodeRequest({ type: 'LockPCR', index: 20 })), Buffer.from([0, 0, 0, 40, 1, 2])]));
+      await p.closed;
+      expect(p.frames().map((f) => f.toString('hex'))).toEqual(['674c6f636b504352']); // "LockPCR"
+      expect((await s.device.describePcr(20)).lock).toBe(true);
+    });
+
+    it('keeps an idle connection by default (as a /dev/nsm descriptor stays open), and closes it with idleTimeoutMs', async () => {
+      const events: NsmServerEvent[] = [];
+      const s = await start({ frameTimeoutMs: 40, onEvent: (e) => events.push(e) });
+      const idle = await open(s.path);
+      await new Promise((r) => setTimeout(r, 200)); // five frame timeouts
+      expect(idle.isClosed).toBe(false);
+      idle.socket.write(frame(encodeRequest({ type: 'DescribeNSM' })));
+      expect((await idle.waitFrames(1)).length).toBe(1);
+
+      const t = await start({ idleTimeoutMs: 50, onEvent: (e) => events.push(e) });
+      const p = await open(t.path);
+      await p.closed;
+      expect(events.some((e) => e.level === 'warn' && /idle timeout/.test(e.message))).toBe(true);
+    });
+
+    it('rejects nonsense limits', () => {
+      const d = new NsmDevice(twinOptions());
+      expect(() => new NsmServer(d, { maxConnections: 0 })).toThrow(/maxConnections/);
+      expect(() => new NsmServer(d, { frameTimeoutMs: -1 })).toThrow(/frameTimeoutMs/);
+    });
+  });
+
+  describe('connection cap', () => {
+    it('closes connections over the cap at once, logs once, and serves again when one leaves', async () => {
+      const events: NsmServerEvent[] = [];
+      const s = await start({ maxConnections: 3, onEvent: (e) => events.push(e) });
+      const held = [await open(s.path), await open(s.port), await open(s.path)];
+      await until(() => s.server.connections === 3);
+      const over = [await open(s.path), await open(s.port)];
+      await Promise.all(over.map((p) => p.closed));
+      const limitLines = events.filter((e) => e.level === 'warn' && /connection limit of 3 reached/.test(e.message));
+      expect(limitLines.length).toBe(1);
+      // The held ones still work.
+      held[0]!.socket.write(frame(encodeRequest({ type: 'DescribeNSM' })));
+      expect((await held[0]!.waitFrames(1)).length).toBe(1);
+      held[1]!.socket.destroy();
+      await until(() => s.server.connections === 2);
+      expect(events.some((e) => /2 connection\(s\) were refused/.test(e.message))).toBe(true);
+      const again = await open(s.path);
+      again.socket.write(frame(encodeRequest({ type: 'DescribeNSM' })));
+      expect((await again.waitFrames(1)).length).toBe(1);
+    });
+  });
+});
+
+describe('nsm-emulator serve limits and socket options', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.remove());
+
+  it('says a --socket directory does not exist, in one line, exit 2', async () => {
+    const t = liveIo();
+    expect(await main(['serve', '--socket', '/nonexistent/dir/x.sock'], t.io)).toBe(2);
+    expect(t.err()).toBe('nsm-emulator serve: --socket /nonexistent/dir/x.sock: directory /nonexistent/dir does not exist\n');
+  });
+
+  it('creates the socket with --socket-mode, and logs a frame timeout without --log', async () => {
+    const path = join(tmp.path, 'cli.sock');
+    const t = liveIo();
+    const done = main(['serve', '--socket', path, '--socket-mode', '0640', '--frame-timeout', '50', '--max-connections', '5'], t.io);
+    await until(() => t.out().includes('unix:'));
+    expect((statSync(path).mode & 0o777).toString(8)).toBe('640');
+    const p = await Peer.open(path);
+    p.socket.write(Buffer.from([0]));
+    await p.closed;
+    await until(() => t.err().includes('frame timeout'));
+    process.emit('SIGTERM');
+    expect(await done).toBe(0);
+    expect(t.err()).toMatch(/nsm-emulator serve: connection 1: frame timeout: 1 of 4 header bytes received/);
+  });
+
+  it('rejects malformed limit and mode values', async () => {
+    for (const args of [['--socket-mode', '999'], ['--max-connections', '0'], ['--frame-timeout', '1.5'], ['--idle-timeout', 'x']]) {
+      const t = liveIo();
+      expect(await main(['serve', '--socket', join(tmp.path, 'never.sock'), ...args], t.io)).toBe(2);
+      expect(t.err()).toMatch(new RegExp(`^nsm-emulator serve: ${args[0]} '`));
+    }
+  });
+});
