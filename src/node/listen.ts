@@ -1,8 +1,10 @@
 /**
  * How the NSM socket server binds its addresses (Node only). A Unix socket file is created with
- * exactly the mode asked for (0600 by default) whatever the umask: it is bound inside a fresh
- * 0700 directory next to the target, given its mode there, and hard-linked into place (link()
- * never replaces an existing file), so no other user can ever connect through a wider mode.
+ * exactly the mode asked for (0600 by default) whatever the umask, and is never reachable
+ * through a wider mode, not even for an instant: the bind runs under umask 0177 (bind is
+ * synchronous, so nothing else in the process runs meanwhile) and the mode is then set exactly.
+ * Where the umask cannot be changed (a worker thread), the socket is bound inside a fresh 0700
+ * directory next to the target, given its mode there and hard-linked into place.
  * @module
  */
 import { chmodSync, linkSync, lstatSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
@@ -87,20 +89,52 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
   const problem = directoryProblem(dir);
   if (problem) throw new SocketPathError(path, problem);
   await clearStaleSocket(path, address);
+  try {
+    if (!(await bindWithUmask(server, path, address))) await bindInPrivateDir(server, path, address, dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new SocketPathError(path, `cannot create files in ${dir} (${code})`);
+    if (code === 'ENAMETOOLONG' || code === 'EINVAL') throw new SocketPathError(path, `the path is too long for a Unix socket (Linux allows ${SUN_PATH_MAX} bytes)`);
+    throw e;
+  }
+  chmodSync(path, mode);
+  const st = lstatSync(path);
+  return { path, dev: st.dev, ino: st.ino };
+}
+
+/** Binds under umask 0177; false (nothing done) where the umask cannot be changed. */
+async function bindWithUmask(server: Server, path: string, address: string): Promise<boolean> {
+  let previous: number;
+  try {
+    previous = process.umask(0o177);
+  } catch {
+    return false; // worker threads may not change the umask
+  }
+  await listenOn(server, address, (cb) => {
+    try {
+      server.listen({ path, exclusive: true }, cb);
+    } finally {
+      process.umask(previous);
+    }
+  });
+  return true;
+}
+
+/** Binds in a fresh 0700 directory beside `path`, narrows the mode there, then links into place. */
+async function bindInPrivateDir(server: Server, path: string, address: string, dir: string): Promise<void> {
   let privateDir: string;
   try {
     privateDir = mkdtempSync(join(dir, '.nsm-'));
   } catch (e) {
-    const code = errnoCode(e);
-    throw new SocketPathError(path, code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `cannot create files in ${dir} (${code})` : `cannot create a socket in ${dir} (${code})`);
+    throw new SocketPathError(path, `cannot create files in ${dir} (${errnoCode(e)})`);
   }
   const bindPath = join(privateDir, 's');
   try {
     if (Buffer.byteLength(bindPath) > SUN_PATH_MAX) {
       throw new SocketPathError(path, `the directory name is too long for a Unix socket (binding needs ${Buffer.byteLength(bindPath)} bytes, Linux allows ${SUN_PATH_MAX})`);
     }
-    await listenOn(server, address, (cb) => server.listen(bindPath, cb));
-    chmodSync(bindPath, mode);
+    await listenOn(server, address, (cb) => server.listen({ path: bindPath, exclusive: true }, cb));
+    chmodSync(bindPath, 0o600);
     try {
       linkSync(bindPath, path);
     } catch (e) {
@@ -116,8 +150,6 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
     }
     rmdirSync(privateDir);
   }
-  const st = lstatSync(path);
-  return { path, dev: st.dev, ino: st.ino };
 }
 
 /** A socket file nobody accepts on is removed; a live one or a non-socket is an error. */
