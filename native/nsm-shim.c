@@ -13,7 +13,12 @@
  *     in the kernel);
  *   - server gone or connection broken: EIO, at once and on every later ioctl on that
  *     descriptor; no answer within NSM_EMULATOR_TIMEOUT_MS (default 120000, the driver's own
- *     timeout): ETIMEDOUT.
+ *     timeout): ETIMEDOUT;
+ *   - read(), write() and their variants (readv, writev, pread, pwrite, pread64, pwrite64,
+ *     __read_chk): the driver has no read or write, so the VFS answers EBADF when the
+ *     descriptor was not opened for that direction, else EINVAL, and nothing reaches the
+ *     server. (Only descriptors this process opened, or has already used for an ioctl, are
+ *     known; a dup or an inherited descriptor becomes known at its first ioctl.)
  *
  * Environment:
  *   NSM_EMULATOR_SOCKET      server address: a Unix socket path (optionally "unix:PATH") or
@@ -77,6 +82,7 @@ struct conn {
 	int sock;           /* private close-on-exec descriptor the exchanges use */
 	pid_t pid;          /* process that opened sock */
 	int broken;         /* an exchange failed: answer EIO from now on */
+	int accmode;        /* O_RDONLY, O_WRONLY or O_RDWR, as opened (O_RDWR when adopted) */
 	int refs;           /* descriptors + exchanges in flight; guarded by table_lock */
 	dev_t dev;          /* identity of the socket the application's descriptors refer to */
 	ino_t ino;
@@ -102,6 +108,16 @@ typedef int (*open2_fn)(const char *, int);
 typedef int (*openat2_fn)(int, const char *, int);
 typedef int (*ioctl_fn)(int, unsigned long, ...);
 typedef int (*close_fn)(int);
+typedef ssize_t (*read_fn)(int, void *, size_t);
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*readv_fn)(int, const struct iovec *, int);
+typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
+#ifdef __GLIBC__ /* musl defines pread64/pwrite64 as macros and has no __read_chk */
+typedef ssize_t (*pread64_fn)(int, void *, size_t, off64_t);
+typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
+typedef ssize_t (*read_chk_fn)(int, void *, size_t, size_t);
+#endif
 
 static void *next_symbol(const char *name, void **slot)
 {
@@ -130,6 +146,17 @@ REAL(openat2_fn, __openat_2)
 REAL(openat2_fn, __openat64_2)
 REAL(ioctl_fn, ioctl)
 REAL(close_fn, close)
+REAL(read_fn, read)
+REAL(write_fn, write)
+REAL(readv_fn, readv)
+REAL(readv_fn, writev)
+REAL(pread_fn, pread)
+REAL(pwrite_fn, pwrite)
+#ifdef __GLIBC__
+REAL(pread64_fn, pread64)
+REAL(pwrite64_fn, pwrite64)
+REAL(read_chk_fn, __read_chk)
+#endif
 
 static int sys_close(int fd)
 {
@@ -370,6 +397,7 @@ static struct conn *conn_new(int sock, const struct stat *app)
 	pthread_mutex_init(&c->io, NULL);
 	c->sock = sock;
 	c->pid = getpid();
+	c->accmode = O_RDWR;
 	c->dev = app->st_dev;
 	c->ino = app->st_ino;
 	return c;
@@ -660,6 +688,8 @@ static int nsm_open(int flags)
 	struct conn *c = NULL;
 	if (sock >= 0 && fstat(fd, &st) == 0)
 		c = conn_new(sock, &st);
+	if (c != NULL)
+		c->accmode = flags & O_ACCMODE;
 	if (c == NULL) {
 		if (sock >= 0)
 			sys_close(sock);
@@ -827,3 +857,99 @@ EXPORT int close(int fd)
 	}
 	return sys_close(fd);
 }
+
+/* ---- read and write: the driver has neither -------------------------------------------------- */
+
+/*
+ * The errno the kernel gives read() (writing == 0) or write() (writing == 1) on this descriptor
+ * when it is an NSM descriptor: EBADF if it was not opened for that direction, else EINVAL
+ * (the VFS refuses before any driver code runs, as nsm.c has no read/write). 0 for any other
+ * descriptor. Only exact descriptors in the table are looked up: no system call for others.
+ */
+static int nsm_rw_errno(int fd, int writing)
+{
+	if (__atomic_load_n(&entry_count, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	struct conn *c = acquire(fd, 0);
+	if (c == NULL)
+		return 0;
+	int acc = c->accmode;
+	release(c);
+	if (writing ? acc == O_RDONLY : acc == O_WRONLY)
+		return EBADF;
+	return EINVAL;
+}
+
+#define REFUSE_RW(fd, writing)                   \
+	do {                                     \
+		int e_ = nsm_rw_errno(fd, writing); \
+		if (e_ != 0) {                   \
+			errno = e_;              \
+			return -1;               \
+		}                                \
+	} while (0)
+
+#define PASS(f, ...)                \
+	do {                        \
+		if ((f) == NULL) {  \
+			errno = ENOSYS; \
+			return -1;      \
+		}                   \
+		return (f)(__VA_ARGS__); \
+	} while (0)
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	REFUSE_RW(fd, 0);
+	PASS(real_read(), fd, buf, n);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	REFUSE_RW(fd, 1);
+	PASS(real_write(), fd, buf, n);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	REFUSE_RW(fd, 0);
+	PASS(real_readv(), fd, iov, cnt);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	REFUSE_RW(fd, 1);
+	PASS(real_writev(), fd, iov, cnt);
+}
+
+EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	REFUSE_RW(fd, 0);
+	PASS(real_pread(), fd, buf, n, off);
+}
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	REFUSE_RW(fd, 1);
+	PASS(real_pwrite(), fd, buf, n, off);
+}
+
+#ifdef __GLIBC__
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	REFUSE_RW(fd, 0);
+	PASS(real___read_chk(), fd, buf, n, buflen);
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
+{
+	REFUSE_RW(fd, 0);
+	PASS(real_pread64(), fd, buf, n, off);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
+{
+	REFUSE_RW(fd, 1);
+	PASS(real_pwrite64(), fd, buf, n, off);
+}
+#endif

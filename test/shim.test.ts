@@ -178,6 +178,27 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
     expect(got.stdout).toBe('inherited ok\n');
   });
 
+  it('refuses read() and write() like the driver (which has neither): EINVAL, EBADF for the wrong direction; nothing reaches the server', async () => {
+    // Before: read() blocked forever on the socket and write() put bytes in the stream, so every
+    // later ioctl on the descriptor failed with EIO. Expected errno from the VFS (fs/read_write.c):
+    // EBADF when not opened for that direction, else EINVAL because the file has no read/write.
+    let exchanges = 0;
+    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, 'rw.sock');
+    try {
+      const got = await runChild(client, ['readwrite', DESCRIBE_NSM], { env: shimEnvironment(shim, counting.address) });
+      const want: string[] = [];
+      for (const [mode, canRead, canWrite] of [['rdwr', true, true], ['rdonly', true, false], ['wronly', false, true]] as const) {
+        const r = canRead ? 'EINVAL' : 'EBADF';
+        const w = canWrite ? 'EINVAL' : 'EBADF';
+        want.push(`${mode} read ${r}`, `${mode} read0 ${r}`, `${mode} write ${w}`, `${mode} readv ${r}`, `${mode} writev ${w}`, `${mode} pread ${r}`, `${mode} pwrite ${w}`, `${mode} ioctl-after ok`);
+      }
+      expect(got.stdout.trim().split('\n')).toEqual(want);
+      expect(exchanges).toBe(3); // only the three ioctls
+    } finally {
+      await counting.stop();
+    }
+  });
+
   it('leaves unrelated files alone (open, ioctl, read, close)', async () => {
     const file = join(NATIVE_DIR, 'frame-server.mjs');
     const { statSync, readFileSync } = await import('node:fs');

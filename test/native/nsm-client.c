@@ -15,6 +15,8 @@
  *   nsm-client dup HEX                   ioctl through a dup() of the fd, after closing the original
  *   nsm-client bench HEX                 per stdin line "K": K ioctls, then "done"
  *   nsm-client inherit HEX               open without O_CLOEXEC, then exec "usefd FD HEX" on itself
+ *   nsm-client readwrite HEX             read/write family on descriptors opened O_RDWR, O_RDONLY
+ *                                        and O_WRONLY: "name ERRNO" lines, then an ioctl
  *
  * ENTRY picks the libc entry point used to open: open, open64, openat, openat64, __open_2.
  * alarm() bounds every run, so a hang fails the test instead of stalling it.
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -364,6 +367,45 @@ static int cmd_usefd(const char *num, const char *hex)
 	return 0;
 }
 
+static const char *rw_result(ssize_t r)
+{
+	static char buf[32];
+	if (r >= 0) {
+		snprintf(buf, sizeof(buf), "returned-%zd", r);
+		return buf;
+	}
+	return errname(errno);
+}
+
+static int cmd_readwrite(const char *hex)
+{
+	static const char *names[] = { "rdwr", "rdonly", "wronly" };
+	static const int modes[] = { O_RDWR, O_RDONLY, O_WRONLY };
+	char buf[64] = "x";
+	struct iovec iov = { buf, sizeof(buf) };
+	for (int m = 0; m < 3; m++) {
+		int fd = open("/dev/nsm", modes[m] | O_CLOEXEC);
+		if (fd < 0) {
+			printf("%s open-failed %s\n", names[m], errname(errno));
+			return 3;
+		}
+		printf("%s read %s\n", names[m], rw_result(read(fd, buf, sizeof(buf))));
+		printf("%s read0 %s\n", names[m], rw_result(read(fd, buf, 0)));
+		printf("%s write %s\n", names[m], rw_result(write(fd, "\0\0\0\1\xf6", 5)));
+		printf("%s readv %s\n", names[m], rw_result(readv(fd, &iov, 1)));
+		printf("%s writev %s\n", names[m], rw_result(writev(fd, &iov, 1)));
+		printf("%s pread %s\n", names[m], rw_result(pread(fd, buf, sizeof(buf), 0)));
+		printf("%s pwrite %s\n", names[m], rw_result(pwrite(fd, buf, 1, 0)));
+		uint8_t *req;
+		size_t n = unhex(hex, &req);
+		int e = one_call(fd, req, n);
+		printf("%s ioctl-after %s\n", names[m], e ? errname(e) : "ok");
+		free(req);
+		close(fd);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i = 1;
@@ -396,6 +438,8 @@ int main(int argc, char **argv)
 		return cmd_inherit(argv[0], argv[i]);
 	if (strcmp(cmd, "usefd") == 0 && i + 1 < argc)
 		return cmd_usefd(argv[i], argv[i + 1]);
+	if (strcmp(cmd, "readwrite") == 0 && i < argc)
+		return cmd_readwrite(argv[i]);
 	if (strcmp(cmd, "bench") == 0 && i < argc)
 		return cmd_bench(argv[i]);
 	return 2;
