@@ -4,6 +4,7 @@
  * @module
  */
 export { NsmDevice, type NsmDeviceOptions, type AttestationOptions } from './device/nsm-device.js';
+export { type BootMode, SYNTHETIC_IMAGE_CMDLINE, syntheticImageSections, syntheticImagePcrs } from './device/enclave-boot.js';
 export { NsmError, ERROR_CODES, errorCodeNumber, type ErrorCode } from './device/error-code.js';
 export { PcrBank, extendDigest, type PcrValue } from './device/pcr-bank.js';
 export { SeededRandom, systemRandom, type RandomSource } from './device/random.js';

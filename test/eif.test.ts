@@ -261,10 +261,14 @@ describe('boot profile', () => {
     expect(hex((await device.describePcr(4)).data)).toBe(hex(parentInstancePcr('i-0abc')));
   });
 
-  test('without a parent id PCR4 stays zero and no instance id is imposed', async () => {
+  test('without a parent id the profile imposes none: the device draws one and measures it into PCR4', async () => {
     const m = await measureEif(read('synthetic/v1_basic_unsigned.eif'));
     const p = eifBootProfile(m.pcrs);
     expect([...p.pcrs.keys()]).toEqual([0, 1, 2]);
     expect(p.instanceId).toBeUndefined();
+    const device = new NsmDevice({ ...p, seed: '04' });
+    const instance = device.moduleId.slice(0, device.moduleId.indexOf('-enc'));
+    expect(hex((await device.describePcr(4)).data)).toBe(hex(parentInstancePcr(instance)));
+    expect(hex((await device.describePcr(0)).data)).toBe(hex(m.pcrs.pcr0));
   });
 });

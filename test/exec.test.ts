@@ -2,6 +2,7 @@
 // forwarded, signals reach it, and no socket or temp dir is left behind.
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { decode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { splitCommandLine } from '../src/cli/exec.js';
@@ -77,6 +78,22 @@ describe.skipIf(!HAVE_CC)('nsm-emulator exec', () => {
       response: { DescribePCR: { lock: false, data: pcr16 } },
     });
     expect(readdirSync(work)).toEqual([]);
+  });
+
+  it("default boot passes nsm-check's PCR checks through the C client: PCR0-2 and 4 set, 3 and 8 zero, 0-15 locked", async () => {
+    const t = io();
+    const reqs = Array.from({ length: 32 }, (_, index) => hex(encodeRequest({ type: 'DescribePCR', index })));
+    expect(await main(['exec', '--', client, 'send', ...reqs], t.io)).toBe(0);
+    const lines = t.out().trim().split('\n').filter((l) => l.startsWith('ok '));
+    expect(lines).toHaveLength(32);
+    const zero = '00'.repeat(48);
+    lines.forEach((l, i) => {
+      const r = decode(Buffer.from(l.split(' ')[2]!, 'hex')) as { DescribePCR: { lock: boolean; data: Uint8Array } };
+      const data = Buffer.from(r.DescribePCR.data).toString('hex');
+      expect(r.DescribePCR.lock, `PCR${i} lock`).toBe(i < 16);
+      if ([0, 1, 2, 4].includes(i)) expect(data, `PCR${i}`).not.toBe(zero);
+      else expect(data, `PCR${i}`).toBe(zero);
+    });
   });
 
   it('passes SIGTERM on to the program', async () => {

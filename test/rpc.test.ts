@@ -47,11 +47,34 @@ describe('rpc, hex mode', () => {
 
   it('the same --seed gives the same module id and randomness in two processes', async () => {
     const input = `${DESCRIBE_NSM}\n6947657452616e646f6d\n`;
-    const a = await spawnCli(['rpc', '--seed', '00ff'], input);
-    const b = await spawnCli(['rpc', '--seed', '00ff'], input);
+    const a = await spawnCli(['rpc', '--seed', '00ff', '--time', '2026-01-01T00:00:00Z'], input);
+    const b = await spawnCli(['rpc', '--seed', '00ff', '--time', '2026-01-01T00:00:00Z'], input);
     expect(a.code).toBe(0);
     expect(a.stdout).toBe(b.stdout);
     expect(a.stdout.split('\n')).toHaveLength(3);
+  });
+
+  it('boots a production enclave by default, a debug one with --debug, all-zero PCRs with --bare', async () => {
+    const ask = ['{"DescribePCR":{"index":0}}', '{"DescribePCR":{"index":4}}', '"DescribeNSM"'].join('\n');
+    const zero = '00'.repeat(48);
+    const answers = async (flags: string[]) => {
+      const r = await runCli(['rpc', '--json', '--seed', '07', ...flags], ask);
+      expect(r.code, r.stderr).toBe(0);
+      const [p0, p4, nsm] = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+      return { p0: p0.DescribePCR.data as string, p4: p4.DescribePCR.data as string, id: nsm.DescribeNSM.module_id as string };
+    };
+    const prod = await answers([]);
+    expect(prod.p0).not.toBe(zero);
+    expect(prod.p4).not.toBe(zero);
+    const debug = await answers(['--debug', '--parent-id', 'i-1234567890abcdef0']);
+    expect(debug.p0).toBe(zero);
+    expect(debug.p4).toBe('08f996b5d43e047a9eb51e7f548bfee7e164fd7dc8f65541f2ac09d6545ac812719327281c401a67a10fcba87ae79ce0');
+    expect(debug.id.startsWith('i-1234567890abcdef0-enc')).toBe(true);
+    const bare = await answers(['--bare']);
+    expect([bare.p0, bare.p4]).toEqual([zero, zero]);
+    const clash = await runCli(['rpc', '--bare', '--debug']);
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toMatch(/--bare boots with every PCR zero; it cannot be combined with --debug/);
   });
 
   it('bad options name the option, the value and what was expected', async () => {

@@ -32,7 +32,7 @@ describe('requests as nsm-api encodes them (spec 3.1-3.7)', () => {
 });
 
 function device(): NsmDevice {
-  return new NsmDevice({ seed: '01', moduleId: 'i-0123456789abcdef0-enc0123456789abcdef', attester: recordingAttester() });
+  return new NsmDevice({ seed: '01', boot: 'bare', moduleId: 'i-0123456789abcdef0-enc0123456789abcdef', attester: recordingAttester() });
 }
 
 async function ask(d: NsmDevice, h: string): Promise<string> {

@@ -3,7 +3,7 @@
  * without a device or requests: what tests of KMS key policies and verifiers need.
  * @module
  */
-import { ATTESTATION_FIELD_MAX, defaultModuleId, parseSeed } from '../device/boot.js';
+import { ATTESTATION_FIELD_MAX, defaultModuleId, randomInstanceId, parseSeed } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, MAX_PCRS, PCR_LENGTH } from '../device/limits.js';
 import { type RandomSource, SeededRandom, systemRandom } from '../device/random.js';
 import { caAttester } from './ca-attester.js';
@@ -66,7 +66,8 @@ export async function makeAttestationDocument(values: DocumentValues = {}): Prom
   const random: RandomSource = seed ? new SeededRandom(seed, 'attestation') : systemRandom;
   const timestamp = values.timestamp ?? Date.now();
   if (!Number.isSafeInteger(timestamp) || timestamp <= 0) throw new RangeError('timestamp must be a positive integer of milliseconds');
-  const moduleId = values.moduleId ?? defaultModuleId(seed ? new SeededRandom(seed, 'module-id') : systemRandom, timestamp, undefined, seed !== null);
+  const idRandom = seed ? new SeededRandom(seed, 'module-id') : systemRandom;
+  const moduleId = values.moduleId ?? defaultModuleId(idRandom, timestamp, randomInstanceId(idRandom));
   if (typeof moduleId !== 'string' || moduleId === '') throw new TypeError('moduleId must be a non-empty string');
   const pcrs = pcrList(values.pcrs);
   const options = { ...(values.payloadMap ? { payloadMap: values.payloadMap } : {}), ...(values.crypto ? { crypto: values.crypto } : {}) };

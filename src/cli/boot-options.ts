@@ -18,22 +18,29 @@ export const BOOT_OPTION_SPEC = {
   'parent-id': { type: 'string' },
   'parent-role': { type: 'string' },
   debug: { type: 'boolean' },
+  bare: { type: 'boolean' },
 } as const;
 
-export const BOOT_OPTIONS_HELP = `Boot options (how the emulated NSM is powered on):
-  --module-id ID        module_id to report (default: i-<17 hex>-enc<16 hex>, random or from --seed)
+export const BOOT_OPTIONS_HELP = `Boot options (how the emulated NSM is powered on). By default it boots as a production
+enclave: PCR0-2 from a built-in synthetic image, PCR4 from the parent instance id (the
+module_id prefix), PCR3 and PCR8 zero, PCRs 0-15 locked.
+  --module-id ID        module_id to report (default: i-<17 hex>-enc<16 hex>, random or from --seed,
+                        with the device's start time in the part after -enc)
   --pcr N=HEX           value of PCR N at power-on, 48 bytes as 96 hex digits (repeatable);
                         PCRs 0-15 are then locked as on a real enclave, 16-31 stay unlocked
-  --seed HEX            make module_id, GetRandom and all keys reproducible
+  --seed HEX            make module_id, the synthetic image's PCRs, GetRandom and all keys
+                        reproducible
   --ca DIR              sign documents with the test CA in DIR (made by 'nsm-emulator ca init');
                         default: the committed test CA in certs/ (TEST ONLY)
   --time T              freeze the device clock at T (ISO 8601 or Unix seconds)
   --eif FILE            boot from an Enclave Image File: PCR0, PCR1, PCR2 and PCR8 as measured
-  --parent-id ID        parent instance id: PCR4 and the module_id prefix (without it PCR4
-                        stays zero)
+  --parent-id ID        parent instance id: PCR4 and the module_id prefix (default: random,
+                        or from --seed)
   --parent-role ARN     parent IAM role ARN: PCR3
   --debug               debug-mode enclave: PCR0, PCR1, PCR2 and PCR8 read as zero; PCR3 and
-                        PCR4 are kept`;
+                        PCR4 are kept
+  --bare                every PCR zero at power-on, like QEMU's plain virtio-nsm device
+                        (only --pcr values are set; not with --eif, --parent-*, --debug)`;
 
 export interface BootFlags {
   'module-id'?: string;
@@ -45,22 +52,29 @@ export interface BootFlags {
   'parent-id'?: string;
   'parent-role'?: string;
   debug?: boolean;
+  bare?: boolean;
 }
 
 /** Builds device options from boot flags (reads the EIF and CA files they name). */
 export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDeviceOptions> {
   const pcrs = new Map<number, Uint8Array>();
   let instanceId: string | undefined;
+  let boot: NsmDeviceOptions['boot'] = flags.bare ? 'bare' : 'enclave';
+  if (flags.bare) {
+    const clash = (['eif', 'parent-id', 'parent-role', 'debug'] as const).filter((f) => flags[f] !== undefined && flags[f] !== false);
+    if (clash.length > 0) throw new UsageError(`--bare boots with every PCR zero; it cannot be combined with ${clash.map((f) => `--${f}`).join(', ')}`);
+  }
   if (flags.eif !== undefined || flags['parent-id'] !== undefined || flags['parent-role'] !== undefined || flags.debug) {
     const { eifBootOptions } = await import('../node/eif-boot.js');
-    const boot = await eifBootOptions({
+    const profile = await eifBootOptions({
       eifPath: flags.eif,
       parentInstanceId: flags['parent-id'],
       parentRoleArn: flags['parent-role'],
       debug: flags.debug === true,
     });
-    for (const [i, v] of boot.pcrs) pcrs.set(i, v);
-    instanceId = boot.instanceId;
+    for (const [i, v] of profile.pcrs) pcrs.set(i, v);
+    instanceId = profile.instanceId;
+    boot = profile.boot;
   }
   for (const p of flags.pcr ?? []) {
     const [i, v] = parsePcr('--pcr', p);
@@ -71,7 +85,7 @@ export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDevic
     if (!/^(0x)?([0-9a-fA-F]{2})+$/.test(flags.seed)) throw new UsageError(`--seed '${flags.seed}': expected non-empty hex bytes`);
     seed = flags.seed;
   }
-  const options: { -readonly [K in keyof NsmDeviceOptions]: NsmDeviceOptions[K] } = { pcrs };
+  const options: { -readonly [K in keyof NsmDeviceOptions]: NsmDeviceOptions[K] } = { boot, pcrs };
   if (seed !== undefined) options.seed = seed;
   if (instanceId !== undefined) options.instanceId = instanceId;
   if (flags['module-id'] !== undefined) {

@@ -30,25 +30,28 @@ export function randomInstanceId(random: RandomSource): string {
 }
 
 /**
- * The 8-byte enclave id after `-enc` in a module id. Real ones are a 48-bit millisecond
- * timestamp of the enclave's start followed by 16 random bits; a seeded device draws all eight
- * bytes (first byte 0x01, as in every real id) so the id depends on the seed alone.
+ * The 8-byte enclave id after `-enc` in a module id, as in real ones: the enclave's start time
+ * as a 48-bit count of milliseconds since 1970, then 16 random bits (from the seed when the
+ * device is seeded, so a seeded device with a fixed clock always gets the same id).
  */
-export function enclaveId(random: RandomSource, nowMs: number, seeded: boolean): string {
-  if (seeded) {
-    const b = random.bytes(8);
-    b[0] = 0x01;
-    return hex(b);
-  }
+export function enclaveId(random: RandomSource, bootMs: number): string {
   const b = new Uint8Array(8);
-  const ms = BigInt(Math.max(0, Math.floor(nowMs))) & 0xffff_ffff_ffffn;
+  const ms = BigInt(Math.max(0, Math.floor(bootMs))) & 0xffff_ffff_ffffn;
   for (let i = 0; i < 6; i++) b[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
   b.set(random.bytes(2), 6);
   return hex(b);
 }
 
+/**
+ * The parent instance id inside a module id: the part before the last `-enc` (all of it when
+ * there is none). Used for PCR4 and the instance certificate when only `moduleId` is given.
+ */
+export function instanceIdOf(moduleId: string): string {
+  const cut = moduleId.lastIndexOf('-enc');
+  return cut > 0 ? moduleId.slice(0, cut) : moduleId;
+}
+
 /** `<instance id>-enc<16 hex>`, as in real documents. */
-export function defaultModuleId(random: RandomSource, nowMs: number, instanceId: string | undefined, seeded: boolean): string {
-  const instance = instanceId ?? randomInstanceId(random);
-  return `${instance}-enc${enclaveId(random, nowMs, seeded)}`;
+export function defaultModuleId(random: RandomSource, bootMs: number, instanceId: string): string {
+  return `${instanceId}-enc${enclaveId(random, bootMs)}`;
 }

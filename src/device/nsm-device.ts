@@ -13,21 +13,36 @@ import { type ErrorCode, NsmError } from './error-code.js';
 import { MAX_PCRS, NSM_VERSION, PCR_LENGTH, RANDOM_SIZE } from './limits.js';
 import { PcrBank } from './pcr-bank.js';
 import { type RandomSource, SeededRandom, systemRandom } from './random.js';
-import { ATTESTATION_FIELD_MAX, defaultModuleId, parseSeed } from './boot.js';
+import { ATTESTATION_FIELD_MAX, defaultModuleId, instanceIdOf, parseSeed, randomInstanceId } from './boot.js';
+import { BOOT_MODES, type BootMode, SYNTHETIC_IMAGE_ID_LENGTH, bootModePcrs } from './enclave-boot.js';
 import { decodeRequest } from '../wire/decode-request.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import type { NsmDescription, NsmRequest, NsmResponse } from '../wire/messages.js';
 
 export interface NsmDeviceOptions {
+  /**
+   * How the enclave was started (default `enclave`): `enclave` sets PCR0-2 from the built-in
+   * synthetic image and PCR4 from the parent instance id, as on a production enclave; `debug`
+   * zeroes PCR0-2 and keeps PCR4; `bare` leaves every PCR zero, like QEMU's plain device.
+   * `pcrs` is applied on top of any of them (see enclave-boot.ts).
+   */
+  readonly boot?: BootMode;
   /** module_id reported by DescribeNSM and in documents (default: shaped like a real one). */
   readonly moduleId?: string;
-  /** Parent instance id used for the default module_id, `i-<17 hex>`. */
+  /**
+   * Parent instance id, `i-<17 hex>`: prefix of the default module_id and what PCR4 measures
+   * (default: random, or from the seed; with `moduleId` given, the part before its `-enc`).
+   */
   readonly instanceId?: string;
   /** PCR values set at power-on, before PCRs 0-15 are locked: index -> 48 bytes. */
   readonly pcrs?: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>;
-  /** Makes module_id, GetRandom and every key or serial reproducible (bytes or hex). */
+  /** Makes module_id, PCR0-2, GetRandom and every key or serial reproducible (bytes or hex). */
   readonly seed?: Uint8Array | string;
-  /** Milliseconds since the Unix epoch (default `Date.now`). */
+  /**
+   * A function returning the time in milliseconds since the Unix epoch (default `Date.now`);
+   * to freeze it, `() => Date.parse('2026-01-01T00:00:00Z')`. Read at construction for the
+   * enclave's start time (in module_id) and at every attestation.
+   */
   readonly clock?: () => number;
   /** Makes the attester (default: the committed test CA). */
   readonly attester?: AttesterFactory;
@@ -71,19 +86,43 @@ export class NsmDevice {
   private epoch = 0;
 
   constructor(options: NsmDeviceOptions = {}) {
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw new TypeError(
+        `clock must be a function returning milliseconds since 1970 (e.g. () => Date.parse('2026-01-01T00:00:00Z')), not a ${typeof options.clock}`,
+      );
+    }
+    const mode = options.boot ?? 'enclave';
+    if (!BOOT_MODES.includes(mode)) throw new TypeError(`boot must be one of ${BOOT_MODES.join(', ')}, not ${JSON.stringify(mode)}`);
+    if (options.instanceId !== undefined && (typeof options.instanceId !== 'string' || options.instanceId === '')) {
+      throw new TypeError('instanceId must be a non-empty string');
+    }
     this.clock = options.clock ?? Date.now;
     this.seed = options.seed === undefined ? null : parseSeed(options.seed);
     this.randomSource = this.stream('get-random');
     this.attesterRandom = this.stream('attestation');
     this.attesterFactory = options.attester ?? defaultAttester;
-    this.bootPcrs = normalizeBootPcrs(options.pcrs);
     // The module-id stream exists even when the id is given, so every device made with the same
     // seed has the same streams and accepts another's exported state.
     const idStream = this.stream('module-id');
-    this.moduleId = options.moduleId ?? defaultModuleId(idStream, this.clock(), options.instanceId, this.seed !== null);
-    if (typeof this.moduleId !== 'string' || this.moduleId.length === 0) {
-      throw new TypeError('moduleId must be a non-empty string');
+    let instanceId = options.instanceId;
+    if (options.moduleId === undefined) {
+      const bootMs = this.clock();
+      if (typeof bootMs !== 'number' || !Number.isFinite(bootMs) || bootMs < 0) {
+        throw new TypeError(`clock() returned ${String(bootMs)}; expected milliseconds since 1970`);
+      }
+      instanceId ??= randomInstanceId(idStream);
+      this.moduleId = defaultModuleId(idStream, bootMs, instanceId);
+    } else {
+      if (typeof options.moduleId !== 'string' || options.moduleId.length === 0) throw new TypeError('moduleId must be a non-empty string');
+      this.moduleId = options.moduleId;
+      instanceId ??= instanceIdOf(options.moduleId);
     }
+    // The image id is drawn only when needed, from its own stream (not part of the device state).
+    const imageId = () =>
+      this.seed === null ? systemRandom.bytes(SYNTHETIC_IMAGE_ID_LENGTH) : new SeededRandom(this.seed, 'synthetic-image').bytes(SYNTHETIC_IMAGE_ID_LENGTH);
+    const pcrs = bootModePcrs(mode, imageId, instanceId);
+    for (const [i, v] of normalizeBootPcrs(options.pcrs)) pcrs.set(i, v);
+    this.bootPcrs = pcrs;
     this.bank.boot(this.bootPcrs);
   }
 
@@ -286,11 +325,13 @@ export class NsmDevice {
 
   /**
    * Options that rebuild this device's boot state (add a clock and an attester): its module id,
-   * seed and boot PCR values. A device made from them accepts this one's {@link exportState}.
+   * seed and every PCR value set at boot (with `boot: 'bare'`, as they are complete). A device
+   * made from them accepts this one's {@link exportState}.
    */
-  bootOptions(): { moduleId: string; seed?: Uint8Array; pcrs: Map<number, Uint8Array> } {
+  bootOptions(): { boot: 'bare'; moduleId: string; seed?: Uint8Array; pcrs: Map<number, Uint8Array> } {
     const pcrs = new Map([...this.bootPcrs].map(([i, v]) => [i, v.slice()] as [number, Uint8Array]));
-    return this.seed === null ? { moduleId: this.moduleId, pcrs } : { moduleId: this.moduleId, seed: this.seed.slice(), pcrs };
+    const base = { boot: 'bare' as const, moduleId: this.moduleId, pcrs };
+    return this.seed === null ? base : { ...base, seed: this.seed.slice() };
   }
 
   /** The mutable state: PCR values and locks, and the positions of the seeded streams. */

@@ -1,10 +1,10 @@
 /**
  * The `--eif`, `--parent-id`, `--parent-role` and `--debug` boot flags: turns them into the
- * `pcrs` and `instanceId` device options, with errors that name the flag and the file.
+ * `boot`, `pcrs` and `instanceId` device options, with errors that name the flag and the file.
  * @module
  */
 import { UsageError } from '../cli/io.js';
-import { eifBootProfile } from '../eif/boot-profile.js';
+import { type EifBootProfile, eifBootProfile } from '../eif/boot-profile.js';
 import { EifFormatError, EifSignatureError } from '../eif/errors.js';
 import { bootProfileFromEifFile } from './eif-file.js';
 
@@ -15,7 +15,7 @@ export interface EifBootRequest {
   debug: boolean;
 }
 
-export async function eifBootOptions(req: EifBootRequest): Promise<{ pcrs: Map<number, Uint8Array>; instanceId?: string }> {
+export async function eifBootOptions(req: EifBootRequest): Promise<EifBootProfile> {
   if (req.parentInstanceId === '') throw new UsageError("--parent-id '': expected a parent instance id such as i-0123456789abcdef0");
   if (req.parentRoleArn === '') throw new UsageError("--parent-role '': expected an IAM role ARN such as arn:aws:iam::123456789012:role/Name");
   const parent = { parentInstanceId: req.parentInstanceId, parentRoleArn: req.parentRoleArn, debug: req.debug };

@@ -443,6 +443,7 @@ export class VirtioNsmDevice {
     let nsm: NsmDevice;
     try {
       nsm = new NsmDevice({
+        boot: 'bare', // the snapshot holds every boot PCR value
         moduleId: n.moduleId,
         ...(n.seed === null ? {} : { seed: n.seed }),
         pcrs: n.bootPcrs,
