@@ -31,6 +31,7 @@ export type VerifyRule =
   | 'chain.algorithm'
   | 'chain.signature'
   | 'chain.validity'
+  | 'chain.serial'
   | 'chain.basic-constraints'
   | 'chain.path-length'
   | 'chain.key-usage'

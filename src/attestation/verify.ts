@@ -47,13 +47,17 @@ export interface VerifiedDocument extends AttestationDocument {
   readonly verifiedAt: number;
 }
 
-const KNOWN_EXTENSIONS = new Set<string>([
-  OID.basicConstraints,
-  OID.keyUsage,
-  OID.subjectKeyIdentifier,
-  OID.authorityKeyIdentifier,
-  OID.crlDistributionPoints,
-]);
+/**
+ * Extensions this verifier processes, so they may be critical. cRLDistributionPoints is always
+ * parsed (a malformed one fails `chain.parse`) but is not in this set: no CRL is fetched, so a
+ * critical one cannot be honoured and is refused (RFC 5280 4.2).
+ */
+const KNOWN_EXTENSIONS = new Set<string>([OID.basicConstraints, OID.keyUsage, OID.subjectKeyIdentifier, OID.authorityKeyIdentifier]);
+
+/** The one encoding of ecdsa-with-SHA384's AlgorithmIdentifier: parameters absent (RFC 5758 3.2). */
+const ECDSA_SHA384_ALG = '300a06082a8648ce3d040303';
+/** id-ecPublicKey with namedCurve secp384r1 (RFC 5480 2.1.1). */
+const P384_KEY_ALG = '301006072a8648ce3d020106052b81040022';
 
 const fail = (rule: VerifyRule, message: string): never => {
   throw new AttestationVerifyError(rule, message);
@@ -86,9 +90,21 @@ function checkP384(c: ParsedCertificate, where: string): void {
   if (c.signatureAlgorithm !== OID.ecdsaWithSha384 || c.tbsSignatureAlgorithm !== OID.ecdsaWithSha384) {
     fail('chain.algorithm', `${where} is signed with ${c.signatureAlgorithm}, expected ecdsa-with-SHA384 (${OID.ecdsaWithSha384})`);
   }
-  if (c.publicKeyAlgorithm !== OID.ecPublicKey || c.publicKeyCurve !== OID.secp384r1 || c.publicKey.length !== 97 || c.publicKey[0] !== 4) {
-    fail('chain.algorithm', `${where} does not hold an uncompressed EC P-384 public key`);
+  if (!equal(c.signatureAlgorithmId.der, c.tbsSignatureAlgorithmId.der)) {
+    fail('chain.algorithm', `${where} has different signature AlgorithmIdentifiers inside and outside the TBSCertificate (RFC 5280 4.1.1.2)`);
   }
+  if (bytesToHex(c.signatureAlgorithmId.der) !== ECDSA_SHA384_ALG) {
+    fail('chain.algorithm', `${where} has parameters in its ecdsa-with-SHA384 AlgorithmIdentifier (RFC 5758 3.2: absent)`);
+  }
+  if (bytesToHex(c.publicKeyAlgorithmId.der) !== P384_KEY_ALG || c.publicKey.length !== 97 || c.publicKey[0] !== 4) {
+    fail('chain.algorithm', `${where} does not hold an uncompressed EC P-384 public key (id-ecPublicKey, namedCurve secp384r1)`);
+  }
+}
+
+/** RFC 5280 4.1.2.2: a positive serial of at most 20 octets (the INTEGER is never negative here). */
+function checkSerial(c: ParsedCertificate, where: string): void {
+  if (c.serial.length === 1 && c.serial[0] === 0) fail('chain.serial', `${where} has serial number 0 (RFC 5280 4.1.2.2: positive)`);
+  if (c.serial.length > 20) fail('chain.serial', `${where} has a ${c.serial.length}-octet serial number (RFC 5280 4.1.2.2: at most 20)`);
 }
 
 /** Verifies a document; resolves to its fields and chain, or rejects with {@link AttestationVerifyError}. */
@@ -119,22 +135,35 @@ export async function verifyAttestationDocument(bytes: Uint8Array, options: Veri
     if (at < c.notBefore || at > c.notAfter) {
       fail('chain.validity', `${where} is valid from ${iso(c.notBefore)} to ${iso(c.notAfter)}, not at ${iso(at)}`);
     }
+    checkSerial(c, where);
     const unknown = c.extensions.find((e) => e.critical && !KNOWN_EXTENSIONS.has(e.oid));
-    if (unknown) fail('chain.critical-extension', `${where} has an unrecognised critical extension ${unknown.oid}`);
+    if (unknown) {
+      const why = unknown.oid === OID.crlDistributionPoints ? 'a critical cRLDistributionPoints (no CRL is fetched, so it cannot be honoured)' : `an unrecognised critical extension ${unknown.oid}`;
+      fail('chain.critical-extension', `${where} has ${why}`);
+    }
     const bc = c.basicConstraints;
+    const ku = c.keyUsage;
+    if (bc && !bc.ca && bc.pathLen !== null) {
+      fail('chain.basic-constraints', `${where} has a pathLenConstraint without cA TRUE (RFC 5280 4.2.1.9)`);
+    }
     if (i < leafIndex) {
       if (!bc || !bc.ca) fail('chain.basic-constraints', `${where} issues certificates but is not a CA (basicConstraints CA:TRUE)`);
+      if (!c.extensions.find((e) => e.oid === OID.basicConstraints)!.critical) {
+        fail('chain.basic-constraints', `${where} is a CA whose basicConstraints is not critical (RFC 5280 4.2.1.9)`);
+      }
       const below = leafIndex - 1 - i; // intermediate CAs under this one
       if (bc!.pathLen !== null && below > bc!.pathLen) {
         fail('chain.path-length', `${where} allows ${bc!.pathLen} CA certificate(s) below it, the chain has ${below}`);
       }
-      if (!c.keyUsage?.has('keyCertSign')) fail('chain.key-usage', `${where} lacks keyUsage keyCertSign`);
+      if (!ku?.has('keyCertSign')) fail('chain.key-usage', `${where} lacks keyUsage keyCertSign`);
     } else {
       if (bc?.ca) fail('chain.basic-constraints', `${where} is a CA certificate, but the document must be signed by an end-entity key`);
-      if (!c.keyUsage?.has('digitalSignature')) fail('chain.key-usage', `${where} lacks keyUsage digitalSignature`);
+      if (!ku?.has('digitalSignature')) fail('chain.key-usage', `${where} lacks keyUsage digitalSignature`);
+      if (ku!.has('keyCertSign')) fail('chain.key-usage', `${where} asserts keyCertSign but is not a CA (RFC 5280 4.2.1.3)`);
     }
     if (i === 0) continue;
     const parent = path[i - 1]!;
+    // Names are compared byte for byte (see docs/attestation.md, "Certificate parsing").
     if (!equal(c.issuer, parent.subject)) fail('chain.issuer', `${where} names issuer '${c.issuerText}', but the certificate above it is '${parent.subjectText}'`);
     let rs: Uint8Array;
     try {

@@ -1,11 +1,37 @@
 /**
- * Reading X.509 certificates (RFC 5280) from untrusted bytes: every field a verifier or EIF
- * tooling looks at, plus the raw bytes that were signed. The one certificate parser of the
- * package; anything malformed throws {@link DerError} saying which field.
+ * Reading X.509 certificates (RFC 5280) from untrusted bytes, strictly: every SEQUENCE's
+ * elements are checked for tag, order and count, nothing may trail anywhere, BOOLEANs are 00/ff,
+ * OIDs minimal, DEFAULT values never encoded, BIT STRING unused bits zero, and the extensions a
+ * chain check relies on are decoded completely. The one certificate parser of the package;
+ * anything malformed throws {@link DerError} saying which field.
  * @module
  */
-import { DerError, type DerNode, TAG, bitStringBytes, contextTag, derChildren, expectTag, oidText, readDerExact, unsignedValue } from './der.js';
-import { type BasicConstraints, parseAuthorityKeyId, parseBasicConstraints, parseKeyUsage, parseSubjectKeyId } from './extensions.js';
+import {
+  DerError,
+  type DerNode,
+  DerFields,
+  TAG,
+  bitStringBytes,
+  bitStringValue,
+  booleanValue,
+  contextTag,
+  derChildren,
+  expectTag,
+  oidValue,
+  readDerExact,
+  smallUnsigned,
+  unsignedValue,
+} from './der.js';
+import {
+  type AuthorityKeyId,
+  type BasicConstraints,
+  type DistributionPoint,
+  parseAuthorityKeyIdentifier,
+  parseBasicConstraints,
+  parseCrlDistributionPoints,
+  parseKeyUsage,
+  parseSubjectKeyId,
+} from './extensions.js';
 import { type NameAttribute, nameAttributes, nameText } from './name.js';
 import { type KeyUsageName, OID } from './oids.js';
 import { timeValue } from './time.js';
@@ -16,17 +42,28 @@ export interface ParsedExtension {
   readonly value: Uint8Array;
 }
 
+/** An AlgorithmIdentifier: its OID, its parameters element if any, and its exact encoding. */
+export interface AlgorithmId {
+  readonly oid: string;
+  readonly params: DerNode | null;
+  readonly der: Uint8Array;
+}
+
 export interface ParsedCertificate {
   readonly der: Uint8Array;
   /** The TBSCertificate bytes, exactly as signed. */
   readonly tbs: Uint8Array;
+  /** 1, 2 or 3. */
   readonly version: number;
-  /** Serial number magnitude (big-endian, no sign byte). */
+  /** Serial number magnitude (big-endian, no sign byte; the INTEGER is never negative). */
   readonly serial: Uint8Array;
   /** signatureAlgorithm OID of the outer certificate. */
   readonly signatureAlgorithm: string;
   /** signature OID inside the TBSCertificate (must equal the outer one). */
   readonly tbsSignatureAlgorithm: string;
+  /** Both AlgorithmIdentifiers in full, for comparing parameters too. */
+  readonly signatureAlgorithmId: AlgorithmId;
+  readonly tbsSignatureAlgorithmId: AlgorithmId;
   /** The issuer and subject Names, as encoded. */
   readonly issuer: Uint8Array;
   readonly subject: Uint8Array;
@@ -39,6 +76,8 @@ export interface ParsedCertificate {
   readonly notBefore: number;
   readonly notAfter: number;
   readonly publicKeyAlgorithm: string;
+  /** The SubjectPublicKeyInfo AlgorithmIdentifier in full. */
+  readonly publicKeyAlgorithmId: AlgorithmId;
   /** Named-curve OID for EC keys, otherwise null. */
   readonly publicKeyCurve: string | null;
   /** subjectPublicKey bits (for EC: the SEC1 point). */
@@ -48,77 +87,108 @@ export interface ParsedCertificate {
   readonly keyUsage: ReadonlySet<KeyUsageName> | null;
   readonly subjectKeyId: Uint8Array | null;
   readonly authorityKeyId: Uint8Array | null;
+  readonly authorityKeyIdentifier: AuthorityKeyId | null;
+  readonly crlDistributionPoints: readonly DistributionPoint[] | null;
   /** signatureValue bits (for ECDSA: the DER Ecdsa-Sig-Value). */
   readonly signature: Uint8Array;
 }
 
-function algorithm(node: DerNode | undefined, what: string): { oid: string; params: DerNode | undefined } {
-  const parts = derChildren(expectTag(node, TAG.SEQUENCE, what));
-  return { oid: oidText(expectTag(parts[0], TAG.OID, `${what} OID`).value), params: parts[1] };
+/** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }. */
+function algorithm(node: DerNode, what: string): AlgorithmId {
+  const f = new DerFields(expectTag(node, TAG.SEQUENCE, what), what);
+  const oid = oidValue(f.next(TAG.OID, 'algorithm'), `${what} algorithm`);
+  const params = f.peekTag() === undefined ? null : f.any('parameters');
+  f.end();
+  if (params?.tag === TAG.NULL && params.value.length !== 0) throw new DerError(`${what}: NULL parameters with contents`);
+  return { oid, params, der: node.raw };
 }
 
+/** Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension, inside [3] EXPLICIT; no OID twice. */
 function parseExtensions(node: DerNode): ParsedExtension[] {
-  const extensions: ParsedExtension[] = [];
-  for (const e of derChildren(expectTag(derChildren(node)[0], TAG.SEQUENCE, 'extensions'))) {
-    const parts = derChildren(expectTag(e, TAG.SEQUENCE, 'extension'));
-    const oid = oidText(expectTag(parts[0], TAG.OID, 'extnID').value);
+  const [list, ...rest] = derChildren(node);
+  if (list === undefined || rest.length) throw new DerError('extensions: [3] must hold exactly one SEQUENCE');
+  const items = derChildren(expectTag(list, TAG.SEQUENCE, 'extensions'));
+  if (items.length === 0) throw new DerError('extensions: empty SEQUENCE (SIZE 1..MAX)');
+  const seen = new Set<string>();
+  return items.map((e) => {
+    const f = new DerFields(expectTag(e, TAG.SEQUENCE, 'extension'), 'extension');
+    const oid = oidValue(f.next(TAG.OID, 'extnID'), 'extnID');
     let critical = false;
-    let k = 1;
-    if (parts[k]?.tag === TAG.BOOLEAN) critical = parts[k++]!.value[0] === 0xff;
-    const value = expectTag(parts[k], TAG.OCTET_STRING, `extension ${oid} value`).value;
-    if (extensions.some((x) => x.oid === oid)) throw new DerError(`extension ${oid} appears twice`);
-    extensions.push({ oid, critical, value });
-  }
-  return extensions;
+    const flag = f.optional(TAG.BOOLEAN);
+    if (flag) {
+      critical = booleanValue(flag, `extension ${oid} critical`);
+      if (!critical) throw new DerError(`extension ${oid}: critical FALSE encoded (it is the DEFAULT, which DER omits)`);
+    }
+    const value = f.next(TAG.OCTET_STRING, `${oid} extnValue`).value;
+    f.end();
+    if (seen.has(oid)) throw new DerError(`extension ${oid} appears twice`);
+    seen.add(oid);
+    return { oid, critical, value };
+  });
 }
 
 /** Parses one DER certificate (no trailing bytes allowed). */
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
-  const cert = expectTag(readDerExact(der, 'certificate'), TAG.SEQUENCE, 'certificate');
-  const [tbsNode, sigAlgNode, sigNode, ...extra] = derChildren(cert);
-  if (extra.length) throw new DerError('certificate: more than three fields');
-  const tbs = expectTag(tbsNode, TAG.SEQUENCE, 'tbsCertificate');
-  const signatureAlgorithm = algorithm(sigAlgNode, 'signatureAlgorithm').oid;
-  const signature = bitStringBytes(sigNode, 'signatureValue');
+  const top = new DerFields(expectTag(readDerExact(der, 'certificate'), TAG.SEQUENCE, 'certificate'), 'certificate');
+  const tbs = top.next(TAG.SEQUENCE, 'tbsCertificate');
+  const signatureAlgorithmId = algorithm(top.next(TAG.SEQUENCE, 'signatureAlgorithm'), 'signatureAlgorithm');
+  const signature = bitStringBytes(top.next(TAG.BIT_STRING, 'signatureValue'), 'signatureValue');
+  top.end();
 
-  const f = derChildren(tbs);
-  let i = 0;
+  const f = new DerFields(tbs, 'tbsCertificate');
   let version = 1;
-  if (f[i]?.tag === contextTag(0, true)) {
-    const v = unsignedValue(expectTag(derChildren(f[i++]!)[0], TAG.INTEGER, 'version'), 'version');
-    version = (v[0] ?? 0) + 1;
+  const v = f.optional(contextTag(0, true));
+  if (v) {
+    const inner = new DerFields(v, 'version [0]');
+    const n = smallUnsigned(inner.next(TAG.INTEGER, 'version'), 'version', 2);
+    inner.end();
+    if (n === 0) throw new DerError('version: v1 encoded (it is the DEFAULT, which DER omits)');
+    version = n + 1;
   }
-  const serial = unsignedValue(expectTag(f[i++], TAG.INTEGER, 'serialNumber'), 'serialNumber');
-  const tbsSignatureAlgorithm = algorithm(f[i++], 'signature').oid;
-  const issuerNode = expectTag(f[i++], TAG.SEQUENCE, 'issuer');
-  const validity = derChildren(expectTag(f[i++], TAG.SEQUENCE, 'validity'));
-  if (validity.length !== 2) throw new DerError('validity: expected notBefore and notAfter');
-  const notBefore = timeValue(validity[0]!, 'notBefore');
-  const notAfter = timeValue(validity[1]!, 'notAfter');
-  const subjectNode = expectTag(f[i++], TAG.SEQUENCE, 'subject');
-  const spki = derChildren(expectTag(f[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo'));
-  const keyAlg = algorithm(spki[0], 'subjectPublicKeyInfo algorithm');
-  const publicKeyCurve = keyAlg.params?.tag === TAG.OID ? oidText(keyAlg.params.value) : null;
-  const publicKey = bitStringBytes(spki[1], 'subjectPublicKey');
-  // issuerUniqueID [1] and subjectUniqueID [2] are skipped; extensions are [3].
-  while (f[i] && (f[i]!.tag === contextTag(1, false) || f[i]!.tag === contextTag(2, false))) i++;
-  const extensions = f[i]?.tag === contextTag(3, true) ? parseExtensions(f[i++]!) : [];
-  if (i !== f.length) throw new DerError('tbsCertificate: unexpected fields');
+  const serial = unsignedValue(f.next(TAG.INTEGER, 'serialNumber'), 'serialNumber');
+  const tbsSignatureAlgorithmId = algorithm(f.next(TAG.SEQUENCE, 'signature'), 'signature');
+  const issuerNode = f.next(TAG.SEQUENCE, 'issuer');
+  const validity = new DerFields(f.next(TAG.SEQUENCE, 'validity'), 'validity');
+  const notBefore = timeValue(validity.any('notBefore'), 'notBefore');
+  const notAfter = timeValue(validity.any('notAfter'), 'notAfter');
+  validity.end();
+  const subjectNode = f.next(TAG.SEQUENCE, 'subject');
+  const spki = new DerFields(f.next(TAG.SEQUENCE, 'subjectPublicKeyInfo'), 'subjectPublicKeyInfo');
+  const keyAlg = algorithm(spki.next(TAG.SEQUENCE, 'algorithm'), 'subjectPublicKeyInfo algorithm');
+  const publicKey = bitStringBytes(spki.next(TAG.BIT_STRING, 'subjectPublicKey'), 'subjectPublicKey');
+  spki.end();
+  const publicKeyCurve = keyAlg.oid === OID.ecPublicKey && keyAlg.params?.tag === TAG.OID ? oidValue(keyAlg.params, 'namedCurve') : null;
+  // issuerUniqueID [1] and subjectUniqueID [2] (v2 and v3 only), each once and in this order.
+  for (const n of [1, 2]) {
+    const id = f.optional(contextTag(n, false));
+    if (!id) continue;
+    if (version < 2) throw new DerError(`tbsCertificate: unique identifier [${n}] in a v1 certificate`);
+    bitStringValue(id, n === 1 ? 'issuerUniqueID' : 'subjectUniqueID', contextTag(n, false));
+  }
+  const extNode = f.optional(contextTag(3, true));
+  if (extNode && version !== 3) throw new DerError(`tbsCertificate: extensions in a v${version} certificate`);
+  const extensions = extNode ? parseExtensions(extNode) : [];
+  f.end();
 
-  const issuerAttributes = nameAttributes(issuerNode);
-  const subjectAttributes = nameAttributes(subjectNode);
+  const issuerAttributes = nameAttributes(issuerNode, 'issuer');
+  if (issuerAttributes.length === 0) throw new DerError('issuer: empty Name (RFC 5280 4.1.2.4 requires a non-empty issuer)');
+  const subjectAttributes = nameAttributes(subjectNode, 'subject');
   const ext = (oid: string) => extensions.find((e) => e.oid === oid)?.value;
   const bc = ext(OID.basicConstraints);
   const ku = ext(OID.keyUsage);
   const ski = ext(OID.subjectKeyIdentifier);
   const aki = ext(OID.authorityKeyIdentifier);
+  const cdp = ext(OID.crlDistributionPoints);
+  const authorityKeyIdentifier = aki ? parseAuthorityKeyIdentifier(aki) : null;
   return {
     der,
     tbs: tbs.raw,
     version,
     serial,
-    signatureAlgorithm,
-    tbsSignatureAlgorithm,
+    signatureAlgorithm: signatureAlgorithmId.oid,
+    tbsSignatureAlgorithm: tbsSignatureAlgorithmId.oid,
+    signatureAlgorithmId,
+    tbsSignatureAlgorithmId,
     issuer: issuerNode.raw,
     subject: subjectNode.raw,
     issuerAttributes,
@@ -128,13 +198,16 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
     notBefore,
     notAfter,
     publicKeyAlgorithm: keyAlg.oid,
+    publicKeyAlgorithmId: keyAlg,
     publicKeyCurve,
     publicKey,
     extensions,
     basicConstraints: bc ? parseBasicConstraints(bc) : null,
     keyUsage: ku ? parseKeyUsage(ku) : null,
     subjectKeyId: ski ? parseSubjectKeyId(ski) : null,
-    authorityKeyId: aki ? parseAuthorityKeyId(aki) : null,
+    authorityKeyId: authorityKeyIdentifier?.keyId ?? null,
+    authorityKeyIdentifier,
+    crlDistributionPoints: cdp ? parseCrlDistributionPoints(cdp) : null,
     signature,
   };
 }

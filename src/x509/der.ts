@@ -93,23 +93,6 @@ export function expectTag(node: DerNode | undefined, tag: number, what: string):
   return node;
 }
 
-/** Dotted text of an OBJECT IDENTIFIER's contents. */
-export function oidText(value: Uint8Array): string {
-  const arcs: number[] = [];
-  let v = 0;
-  for (const b of value) {
-    v = v * 128 + (b & 0x7f);
-    if (!(b & 0x80)) {
-      arcs.push(v);
-      v = 0;
-    }
-  }
-  if (arcs.length === 0) return '';
-  const first = arcs[0]!;
-  const head = first < 80 ? [Math.floor(first / 40), first % 40] : [2, first - 80];
-  return [...head, ...arcs.slice(1)].join('.');
-}
-
 /** A non-negative INTEGER's magnitude without leading zeros; rejects negative and non-minimal forms. */
 export function unsignedValue(node: DerNode, what: string): Uint8Array {
   const v = node.value;
@@ -119,9 +102,164 @@ export function unsignedValue(node: DerNode, what: string): Uint8Array {
   return v[0] === 0 && v.length > 1 ? v.subarray(1) : v;
 }
 
+/** Reads a BOOLEAN, which DER encodes as exactly one octet, 00 (FALSE) or ff (TRUE). */
+export function booleanValue(node: DerNode | undefined, what: string): boolean {
+  const v = expectTag(node, TAG.BOOLEAN, what).value;
+  if (v.length !== 1 || (v[0] !== 0x00 && v[0] !== 0xff)) {
+    throw new DerError(`${what}: a DER BOOLEAN is one octet, 00 or ff (found ${hexOf(v)})`);
+  }
+  return v[0] === 0xff;
+}
+
+/**
+ * Dotted text of an OBJECT IDENTIFIER's contents, validated as DER requires: at least one
+ * subidentifier, none starting with the padding octet 80, the last octet ending a
+ * subidentifier. Arcs of any size are exact (BigInt beyond 2^53).
+ */
+export function oidText(value: Uint8Array, what = 'OBJECT IDENTIFIER'): string {
+  if (value.length === 0) throw new DerError(`${what}: empty OBJECT IDENTIFIER`);
+  if (value[value.length - 1]! & 0x80) throw new DerError(`${what}: OBJECT IDENTIFIER ends inside a subidentifier`);
+  const arcs: string[] = [];
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    if (value[i]! & 0x80) continue;
+    if (value[start] === 0x80) throw new DerError(`${what}: OBJECT IDENTIFIER subidentifier padded with 80 (not minimal)`);
+    arcs.push(subidentifier(value, start, i + 1));
+    start = i + 1;
+  }
+  // The first subidentifier packs two arcs: 40 * X + Y, with X in 0..2 (Y < 40 unless X = 2).
+  const first = arcs[0]!;
+  const head = first.length <= 2 ? Number(first) : 80;
+  const rest = arcs.slice(1);
+  if (head < 40) return ['0', String(head), ...rest].join('.');
+  if (head < 80) return ['1', String(head - 40), ...rest].join('.');
+  return ['2', (BigInt(first) - 80n).toString(), ...rest].join('.');
+}
+
+/** One subidentifier (base 128, high bit = more follows) as decimal text. */
+function subidentifier(value: Uint8Array, from: number, to: number): string {
+  if (to - from <= 7) {
+    let n = 0;
+    for (let i = from; i < to; i++) n = n * 128 + (value[i]! & 0x7f);
+    return String(n);
+  }
+  let n = 0n;
+  for (let i = from; i < to; i++) n = (n << 7n) | BigInt(value[i]! & 0x7f);
+  return n.toString();
+}
+
+/** Reads an OBJECT IDENTIFIER node as dotted text. */
+export function oidValue(node: DerNode | undefined, what: string): string {
+  return oidText(expectTag(node, TAG.OID, what).value, what);
+}
+
+/** A BIT STRING's bytes and unused-bit count, with the unused bits checked to be zero. */
+export function bitStringValue(node: DerNode | undefined, what: string, tag: number = TAG.BIT_STRING): { bytes: Uint8Array; unusedBits: number } {
+  const v = expectTag(node, tag, what).value;
+  if (v.length === 0) throw new DerError(`${what}: BIT STRING without its unused-bits octet`);
+  const unusedBits = v[0]!;
+  if (unusedBits > 7) throw new DerError(`${what}: BIT STRING with ${unusedBits} unused bits (at most 7)`);
+  if (v.length === 1 && unusedBits !== 0) throw new DerError(`${what}: empty BIT STRING with ${unusedBits} unused bits`);
+  if (unusedBits !== 0 && (v[v.length - 1]! & ((1 << unusedBits) - 1)) !== 0) {
+    throw new DerError(`${what}: BIT STRING unused bits are not zero`);
+  }
+  return { bytes: v.subarray(1), unusedBits };
+}
+
 /** The contents of a BIT STRING with no unused bits. */
 export function bitStringBytes(node: DerNode | undefined, what: string): Uint8Array {
-  const v = expectTag(node, TAG.BIT_STRING, what).value;
-  if (v.length === 0 || v[0] !== 0) throw new DerError(`${what}: expected a BIT STRING with no unused bits`);
-  return v.subarray(1);
+  const { bytes, unusedBits } = bitStringValue(node, what);
+  if (unusedBits !== 0) throw new DerError(`${what}: expected a BIT STRING with no unused bits`);
+  return bytes;
+}
+
+/**
+ * The bits of a named-bit BIT STRING (keyUsage, ReasonFlags): DER requires trailing zero bits
+ * to be removed, so the last bit present is set, and the unused bits are zero.
+ */
+export function namedBits(node: DerNode | undefined, what: string, tag: number = TAG.BIT_STRING): Set<number> {
+  const { bytes, unusedBits } = bitStringValue(node, what, tag);
+  const out = new Set<number>();
+  if (bytes.length === 0) return out;
+  const last = bytes[bytes.length - 1]!;
+  if (last === 0 || ((last >> unusedBits) & 1) === 0) throw new DerError(`${what}: named-bit BIT STRING with trailing zero bits (DER removes them)`);
+  for (let i = 0; i < bytes.length * 8 - unusedBits; i++) {
+    if (bytes[i >> 3]! & (0x80 >> (i & 7))) out.add(i);
+  }
+  return out;
+}
+
+/** The elements of a constructed node, read in order with their tags and count checked. */
+export class DerFields {
+  private readonly items: DerNode[];
+  private i = 0;
+  constructor(
+    node: DerNode,
+    private readonly what: string,
+  ) {
+    this.items = derChildren(node);
+  }
+  /** The tag of the next element, or undefined at the end. */
+  peekTag(): number | undefined {
+    return this.items[this.i]?.tag;
+  }
+  /** The next element, which must carry `tag`. */
+  next(tag: number, what: string): DerNode {
+    const node = this.items[this.i];
+    if (node === undefined) throw new DerError(`${this.what}: ${what} missing`);
+    expectTag(node, tag, `${this.what} ${what}`);
+    this.i++;
+    return node;
+  }
+  /** The next element if it carries `tag`, otherwise undefined (nothing consumed). */
+  optional(tag: number): DerNode | undefined {
+    const node = this.items[this.i];
+    if (node === undefined || node.tag !== tag) return undefined;
+    this.i++;
+    return node;
+  }
+  /** The next element, whatever its tag. */
+  any(what: string): DerNode {
+    const node = this.items[this.i];
+    if (node === undefined) throw new DerError(`${this.what}: ${what} missing`);
+    this.i++;
+    return node;
+  }
+  /** Checks that every element was read. */
+  end(): void {
+    const left = this.items.length - this.i;
+    if (left > 0) throw new DerError(`${this.what}: ${left} unexpected element(s) after the last field (tag 0x${this.items[this.i]!.tag.toString(16)})`);
+  }
+}
+
+/** X.690 11.6: the elements of a DER SET OF in ascending order of their encodings. */
+export function checkSetOrder(items: readonly DerNode[], what: string): void {
+  for (let k = 1; k < items.length; k++) {
+    if (compareEncodings(items[k - 1]!.raw, items[k]!.raw) > 0) throw new DerError(`${what}: SET OF elements not in DER (ascending) order`);
+  }
+}
+
+/** Octet-string comparison with the shorter padded by trailing zeros (X.690 11.6). */
+function compareEncodings(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  const longer = a.length > b.length ? a : b;
+  for (let i = n; i < longer.length; i++) if (longer[i] !== 0) return a.length > b.length ? 1 : -1;
+  return 0;
+}
+
+/** A short hex rendering of bytes for messages. */
+export function hexOf(v: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < v.length && i < 16; i++) s += v[i]!.toString(16).padStart(2, '0');
+  return v.length > 16 ? `${s}...` : s || '(empty)';
+}
+
+/** A non-negative INTEGER no larger than `max`, as a number. */
+export function smallUnsigned(node: DerNode | undefined, what: string, max: number): number {
+  const m = unsignedValue(expectTag(node, TAG.INTEGER, what), what);
+  if (m.length > 6) throw new DerError(`${what}: ${m.length}-octet INTEGER, at most ${max} expected`);
+  const n = m.reduce((a, b) => a * 256 + b, 0);
+  if (n > max) throw new DerError(`${what}: ${n}, at most ${max} expected`);
+  return n;
 }
