@@ -14,6 +14,8 @@ export interface NameAttribute {
   readonly oid: string;
   /** The decoded string, or `#` and the hex of the whole value for a value that is not a string type. */
   readonly value: string;
+  /** Index of the RelativeDistinguishedName it belongs to (attributes of one RDN share it). */
+  readonly rdn: number;
 }
 
 const SHORT_NAMES = new Map(Object.entries(NAME_OIDS).map(([k, v]) => [v, k]));
@@ -80,9 +82,9 @@ export function stringValue(node: DerNode, what: string): string {
     case TAG.IA5_STRING:
     case VISIBLE_STRING:
     case NUMERIC_STRING: {
-      const low = node.tag === TAG.IA5_STRING ? 0x00 : 0x20;
+      const [low, high] = node.tag === TAG.IA5_STRING ? [0x00, 0x7f] : [0x20, 0x7e];
       for (const b of v) {
-        if (b > 0x7e || b < low || (node.tag === NUMERIC_STRING && b !== 0x20 && (b < 0x30 || b > 0x39))) {
+        if (b > high || b < low || (node.tag === NUMERIC_STRING && b !== 0x20 && (b < 0x30 || b > 0x39))) {
           throw new DerError(`${what}: string of tag 0x${node.tag.toString(16)} holds byte 0x${b.toString(16)} outside its set`);
         }
       }
@@ -101,34 +103,33 @@ function constructedString(tag: number): boolean {
 }
 
 /** One AttributeTypeAndValue: exactly a type OID and one value. */
-function attribute(atv: DerNode): NameAttribute {
+function attribute(atv: DerNode, rdn: number): NameAttribute {
   const f = new DerFields(expectTag(atv, TAG.SEQUENCE, 'AttributeTypeAndValue'), 'AttributeTypeAndValue');
   const oid = oidValue(f.next(TAG.OID, 'type'), 'attribute type');
   const value = f.any('value');
   f.end();
   const what = `attribute ${SHORT_NAMES.get(oid) ?? oid}`;
   if (constructedString(value.tag)) throw new DerError(`${what}: constructed string (DER uses the primitive form)`);
-  if (STRING_TAGS.has(value.tag)) return { oid, value: stringValue(value, what) };
+  if (STRING_TAGS.has(value.tag)) return { oid, value: stringValue(value, what), rdn };
   if (KNOWN_TYPES.has(oid)) throw new DerError(`${what}: tag 0x${value.tag.toString(16)} is not a directory string`);
-  return { oid, value: `#${bytesToHex(value.raw)}` };
+  return { oid, value: `#${bytesToHex(value.raw)}`, rdn };
 }
 
 /** The attributes of a `Name`, in encoding order (RDNs non-empty, multi-valued RDNs in DER order). */
 export function nameAttributes(name: DerNode, what = 'Name'): NameAttribute[] {
   const out: NameAttribute[] = [];
-  for (const rdn of derChildren(expectTag(name, TAG.SEQUENCE, what))) {
-    const atvs = rdnAttributes(rdn, `${what} RelativeDistinguishedName`);
-    for (const a of atvs) out.push(a);
-  }
+  derChildren(expectTag(name, TAG.SEQUENCE, what)).forEach((rdn, i) => {
+    for (const a of rdnAttributes(rdn, `${what} RelativeDistinguishedName`, TAG.SET, i)) out.push(a);
+  });
   return out;
 }
 
 /** The attributes of one RelativeDistinguishedName (a non-empty SET OF in DER order). */
-export function rdnAttributes(rdn: DerNode, what: string, tag: number = TAG.SET): NameAttribute[] {
+export function rdnAttributes(rdn: DerNode, what: string, tag: number = TAG.SET, index = 0): NameAttribute[] {
   const items = derChildren(expectTag(rdn, tag, what));
   if (items.length === 0) throw new DerError(`${what}: empty (at least one attribute)`);
   checkSetOrder(items, what);
-  return items.map(attribute);
+  return items.map((atv) => attribute(atv, index));
 }
 
 /** RFC 4514-like text of a name, in encoding order (`C=US, O=Amazon, ...`). */
