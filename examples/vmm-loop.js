@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // A VMM-side loop around the virtio-nsm device model, with a simulated guest driver.
 //
-//   npm run build && node examples/vmm-loop.js
+//   node examples/vmm-loop.js        (in a project with nsm-emulator installed, or in its clone
+//                                      after `npm run build`)
 //
 // The "VMM" owns guest RAM (an ArrayBuffer) and a miniature virtio-mmio transport. The guest
 // driver (examples/guest-driver.js) programs the queue through the transport and kicks; the
 // VMM forwards the kick to the device model without waiting, and delivers the device's
 // interrupts back to the guest. The guest then asks for DescribeNSM and an attestation.
-import { NsmDevice, decodeCbor } from '../dist/index.js';
-import { VirtioNsmDevice } from '../dist/virtio/index.js';
+import { NsmDevice, VirtioNsmDevice, decodeCbor } from 'nsm-emulator';
 import { GuestNsmDriver } from './guest-driver.js';
 
 // ---- the VMM ------------------------------------------------------------------------------------

@@ -61,6 +61,25 @@ describe('nsm-emulator verify', () => {
     expect(r.code).toBe(0);
   });
 
+  it("--root test pins the committed test root: our documents pass, AWS's fail chain.root", async () => {
+    const made = await runCli(['attest', '--nonce', 'abcd', '--format', 'hex']);
+    expect(made.code).toBe(0);
+    const ours = await runCli(['verify', '-', '--root', 'test', '--expect-nonce', 'abcd'], made.stdout);
+    expect(ours.stderr).toBe('');
+    expect(ours.code).toBe(0);
+    expect(ours.stdout).toMatch(/^OK: verified against the committed test root \(C=US, O=nsm-emulator, OU=TEST ONLY, CN=nsm-emulator test root - not AWS\)/);
+    const aws = await runCli(['verify', DOC10, '--root', 'test', '--time', 'doc']);
+    expect(aws.code).toBe(1);
+    expect(aws.stderr).toContain('FAILED rule chain.root');
+    // './test' is a path: the test/ directory here, which is no PEM file.
+    expect((await runCli(['verify', DOC10, '--root', './test'])).code).toBe(2);
+  });
+
+  it('TEST_ROOT_PEM is certs/root.pem, byte for byte', async () => {
+    const { TEST_ROOT_PEM } = await import('../src/index.js');
+    expect(TEST_ROOT_PEM).toBe(readFileSync('certs/root.pem', 'utf8'));
+  });
+
   it('reports usage errors with exit 2', async () => {
     expect((await runCli(['verify', DOC10])).stderr).toContain('--root FILE is required');
     expect((await runCli(['verify', '--root', AWS_ROOT])).stderr).toContain('expected one DOC argument');

@@ -17,5 +17,12 @@ export function committedTestCa(): TestCa {
   return committed;
 }
 
+/**
+ * The committed test CA's root certificate (PEM): what `certs/root.pem` holds. Pin it in
+ * tests that verify the emulator's documents, e.g. `verifyAttestationDocument(doc, { root:
+ * TEST_ROOT_PEM })`. TEST ONLY: its private key is public.
+ */
+export const TEST_ROOT_PEM: string = COMMITTED_CA_PEM.root.certificate;
+
 /** Signs with the committed test CA; the payload map is the current (indefinite-length) form. */
 export const defaultAttester: AttesterFactory = (env) => caAttester(committedTestCa())(env);

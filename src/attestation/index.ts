@@ -4,7 +4,7 @@
  * @module
  */
 export { caAttester, CaAttester, type CaAttesterOptions } from './ca-attester.js';
-export { defaultAttester, committedTestCa } from './default-attester.js';
+export { defaultAttester, committedTestCa, TEST_ROOT_PEM } from './default-attester.js';
 export {
   createTestCa,
   testCaFromPem,

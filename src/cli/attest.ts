@@ -20,7 +20,7 @@ const HELP = `Usage: nsm-emulator attest [options]
 Powers on an emulated NSM, sends it one Attestation request and writes the attestation
 document it answers with: an untagged COSE_Sign1 shaped byte for byte like AWS's, signed by a
 test CA (chain: root -> regional -> zonal -> instance -> leaf). Verify it with
-'nsm-emulator verify DOC --root certs/root.pem' (or your CA's root.pem).
+'nsm-emulator verify DOC --root test' (or --root your CA's root.pem).
 
 Request fields (omit one to send null; '' sends an empty byte string):
   --nonce HEX           nonce, up to ${ATTESTATION_FIELD_MAX} bytes

@@ -31,7 +31,7 @@ module_id prefix), PCR3 and PCR8 zero, PCRs 0-15 locked.
   --seed HEX            make module_id, the synthetic image's PCRs, GetRandom and all keys
                         reproducible
   --ca DIR              sign documents with the test CA in DIR (made by 'nsm-emulator ca init');
-                        default: the committed test CA in certs/ (TEST ONLY)
+                        default: the committed test CA (TEST ONLY; root: 'verify --root test')
   --time T              freeze the device clock at T (ISO 8601 or Unix seconds)
   --eif FILE            boot from an Enclave Image File: PCR0, PCR1, PCR2 and PCR8 as measured
   --parent-id ID        parent instance id: PCR4 and the module_id prefix (default: random,
@@ -65,12 +65,14 @@ export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDevic
     if (clash.length > 0) throw new UsageError(`--bare boots with every PCR zero; it cannot be combined with ${clash.map((f) => `--${f}`).join(', ')}`);
   }
   if (flags.eif !== undefined || flags['parent-id'] !== undefined || flags['parent-role'] !== undefined || flags.debug) {
-    const { eifBootOptions } = await import('../node/eif-boot.js');
+    const { eifBootOptions, EifBootError } = await import('../node/eif-boot.js');
     const profile = await eifBootOptions({
       eifPath: flags.eif,
       parentInstanceId: flags['parent-id'],
       parentRoleArn: flags['parent-role'],
       debug: flags.debug === true,
+    }).catch((e: unknown) => {
+      throw e instanceof EifBootError ? new UsageError(e.message) : e;
     });
     for (const [i, v] of profile.pcrs) pcrs.set(i, v);
     instanceId = profile.instanceId;

@@ -38,7 +38,8 @@ regional and zonal ones in memory once the device clock passes their validity.
       this is how src/attestation/committed-ca.ts is regenerated from certs/.
 
 Use a CA with: nsm-emulator attest --ca DIR, nsm-emulator rpc --ca DIR.
-Without --ca the committed test CA in certs/ is used (pin certs/root.pem).`;
+Without --ca the committed test CA in certs/ is used (pin it with 'verify --root test', or
+the package's certs/root.pem).`;
 
 async function init(args: string[], io: CliIo): Promise<number> {
   const { values } = parseFlags({

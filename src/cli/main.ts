@@ -2,6 +2,7 @@
  * `nsm-emulator`: the command table. Each command lives in its own module, loaded on use.
  * @module
  */
+import { VERSION } from '../version.js';
 import { type CliCommand, type CliIo, UsageError, processIo } from './io.js';
 
 /** Command name -> module (loaded only when that command runs or help is printed). */
@@ -30,7 +31,14 @@ async function usage(): Promise<string> {
     const c = await load(name);
     if (c) lines.push(`  ${name.padEnd(13)} ${c.summary}`);
   }
-  lines.push('', "Run 'nsm-emulator <command> --help' for a command's options.");
+  lines.push(
+    '',
+    'Options:',
+    '  -h, --help    this list',
+    '  -V, --version print the version',
+    '',
+    "Run 'nsm-emulator <command> --help' for a command's options.",
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -40,8 +48,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     io.stdout.write(await usage());
     return name === undefined ? 2 : 0;
   }
-  if (name === '--version') {
-    io.stdout.write('nsm-emulator 0.1.0\n');
+  if (name === '--version' || name === '-V') {
+    io.stdout.write(`nsm-emulator ${VERSION}\n`);
     return 0;
   }
   const command = await load(name);

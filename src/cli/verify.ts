@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { base64Decode } from '../x509/pem.js';
 import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
 import { AttestationVerifyError } from '../attestation/verify-error.js';
+import { TEST_ROOT_PEM } from '../attestation/default-attester.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseHex, parsePcr, parseTime, toHex, parseFlags } from './parse.js';
 
@@ -20,8 +21,10 @@ the ES384 signature. Then the values given with --expect-*.
 
 DOC is a file (or - for standard input) holding the document as raw CBOR, hex or base64.
 
-  --root FILE           PEM certificate to anchor at (required). The committed test CA's is
-                        certs/root.pem; AWS's is AWS_NitroEnclaves_Root-G1
+  --root FILE|test      PEM certificate to anchor at (required). 'test' names the committed
+                        test CA's root (the one documents are signed under without --ca; also
+                        shipped as certs/root.pem); a file called test is ./test. AWS's root
+                        is AWS_NitroEnclaves_Root-G1
   --time T              check certificate validity at T: ISO 8601, Unix seconds, or 'doc'
                         for the document's own timestamp (default: now)
   --expect-pcr N=HEX    PCR N must be present with this value (repeatable)
@@ -132,9 +135,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
   });
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`expected one DOC argument (a file, or - for standard input), got ${positionals.length}`);
-  if (values.root === undefined) throw new UsageError('--root FILE is required: the PEM root certificate to anchor at (for example certs/root.pem)');
+  if (values.root === undefined) throw new UsageError("--root FILE is required: the PEM root certificate to anchor at ('--root test' for the committed test root)");
   const docPath = positionals[0]!;
-  const rootText = new TextDecoder().decode(await readInput(values.root, io));
+  const builtin = values.root === 'test';
+  const rootText = builtin ? TEST_ROOT_PEM : new TextDecoder().decode(await readInput(values.root, io));
   if (!rootText.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--root ${values.root}: expected a PEM certificate (-----BEGIN CERTIFICATE-----)`);
   const document = decodeDocument(docPath, await readInput(docPath, io));
   const time = values.time === undefined ? undefined : values.time === 'doc' ? ('document' as const) : parseTime('--time', values.time);
@@ -154,7 +158,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       expectedPublicKey: opt('--expect-public-key', values['expect-public-key']),
       fieldLimits: values['aws-field-limits'] ? 'aws-rules' : 'device',
     });
-    io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, values.root));
+    io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, builtin ? 'the committed test root' : values.root));
     return 0;
   } catch (e) {
     if (!(e instanceof AttestationVerifyError)) throw e;

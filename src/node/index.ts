@@ -8,4 +8,5 @@ export { FrameReader, encodeFrame, FRAME_HEADER_SIZE, FRAME_BODY_MAX, FRAME_LENG
 export { buildShim, shimSourcePath, defaultShimCacheDir, ShimBuildError, SHIM_ENV, SHIM_CFLAGS, SHIM_LIBS, type ShimBuildOptions } from './shim-build.js';
 export { shimEnvironment } from './shim-env.js';
 export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
+export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js';
 export { loadCaDir, writeCaDir, readCaDirPem, attesterFromCaDir, nodeAttester, nodeCryptoBackend, caManifest, caModuleSource, CaDirError, CA_MANIFEST_FORMAT, CA_WARNING, type CaManifest } from './ca-dir.js';
