@@ -3,7 +3,8 @@
  * Node-only helpers such as file loaders and servers are under `nsm-emulator/node`).
  * @module
  */
-export { NsmDevice, type NsmDeviceOptions, type AttestationOptions } from './device/nsm-device.js';
+export { NsmDevice, type NsmDeviceOptions } from './device/nsm-device.js';
+export type { Nsm, AttestationOptions, PcrDescription } from './device/nsm.js';
 export { type BootMode, SYNTHETIC_IMAGE_CMDLINE, syntheticImageSections, syntheticImagePcrs } from './device/enclave-boot.js';
 export { NsmError, ERROR_CODES, errorCodeNumber, type ErrorCode } from './device/error-code.js';
 export { PcrBank, extendDigest, type PcrValue } from './device/pcr-bank.js';
@@ -14,7 +15,7 @@ export type { NsmRequest, NsmResponse, NsmDescription, NsmRequestType } from './
 export { decodeRequest, type DecodedRequest } from './wire/decode-request.js';
 export { encodeResponse } from './wire/encode-response.js';
 export { encodeRequest } from './wire/encode-request.js';
-export { decodeResponse } from './wire/decode-response.js';
+export { decodeResponse, ResponseDecodeError } from './wire/decode-response.js';
 export { CborWriter } from './wire/cbor-encode.js';
 export { decodeCbor, decodeCborItem, CborDecodeError, type CborValue } from './wire/cbor-decode.js';
 export {
@@ -28,3 +29,5 @@ export {
 } from './eif/index.js';
 export * from './virtio/index.js';
 export * from './attestation/index.js';
+export { DerError } from './x509/der.js';
+export { VERSION } from './version.js';

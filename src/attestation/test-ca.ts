@@ -127,6 +127,7 @@ export interface TestCaPem {
   readonly zonal?: PemPair | undefined;
 }
 
+/** A CA as PEM text (certificates and unencrypted PKCS#8 keys): the inverse of {@link testCaFromPem}. */
 export function testCaToPem(ca: TestCa): TestCaPem {
   const pair = (c: IssuedCert): PemPair => ({
     certificate: pemEncode('CERTIFICATE', c.der),

@@ -18,6 +18,7 @@ import { BOOT_MODES, type BootMode, SYNTHETIC_IMAGE_ID_LENGTH, bootModePcrs } fr
 import { decodeRequest } from '../wire/decode-request.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import type { NsmDescription, NsmRequest, NsmResponse } from '../wire/messages.js';
+import type { AttestationOptions, Nsm, PcrDescription } from './nsm.js';
 
 export interface NsmDeviceOptions {
   /**
@@ -48,11 +49,6 @@ export interface NsmDeviceOptions {
   readonly attester?: AttesterFactory;
 }
 
-export interface AttestationOptions {
-  readonly userData?: Uint8Array | null;
-  readonly nonce?: Uint8Array | null;
-  readonly publicKey?: Uint8Array | null;
-}
 
 const defaultAttester: AttesterFactory = async (env) =>
   (await import('../attestation/default-attester.js')).defaultAttester(env);
@@ -69,8 +65,15 @@ function optionalBytes(v: unknown): boolean {
   return v === null || v instanceof Uint8Array;
 }
 
-export class NsmDevice {
+/**
+ * One emulated Nitro Secure Module (one `/dev/nsm`). Implements {@link Nsm}: the typed methods
+ * reject with {@link NsmError}; {@link NsmDevice.request} and {@link NsmDevice.handleRaw} never
+ * reject and answer errors as the device does.
+ */
+export class NsmDevice implements Nsm {
+  /** The module_id DescribeNSM reports and documents carry. */
   readonly moduleId: string;
+  /** The device clock, in milliseconds since the Unix epoch (documents' timestamp). */
   readonly clock: () => number;
   private readonly bank = new PcrBank();
   private readonly bootPcrs: ReadonlyMap<number, Uint8Array>;
@@ -85,6 +88,11 @@ export class NsmDevice {
   /** Counts resets; a request queued before a reset is dropped instead of run after it. */
   private epoch = 0;
 
+  /**
+   * Powers on a device: boot PCR values set, PCRs 0-15 locked, 16-31 unlocked.
+   * @throws TypeError for an empty module id or a seed that is not hex; RangeError for a boot
+   * PCR outside 0-31 or a value that is not 48 bytes.
+   */
   constructor(options: NsmDeviceOptions = {}) {
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new TypeError(
@@ -285,32 +293,42 @@ export class NsmDevice {
     return r as Extract<NsmResponse, { type: T }>;
   }
 
-  async describePcr(index: number): Promise<{ lock: boolean; data: Uint8Array }> {
+  /** DescribePCR: the value of PCR `index` (0-31) and whether it is locked. */
+  async describePcr(index: number): Promise<PcrDescription> {
     const { lock, data } = await this.expect({ type: 'DescribePCR', index }, 'DescribePCR');
     return { lock, data };
   }
 
+  /** ExtendPCR: PCR `index` becomes SHA-384(old value || data); resolves to the new value. */
   async extendPcr(index: number, data: Uint8Array): Promise<Uint8Array> {
     return (await this.expect({ type: 'ExtendPCR', index, data }, 'ExtendPCR')).data;
   }
 
+  /** LockPCR: makes PCR `index` read-only until {@link NsmDevice.reset}. */
   async lockPcr(index: number): Promise<void> {
     await this.expect({ type: 'LockPCR', index }, 'LockPCR');
   }
 
+  /** LockPCRs: locks PCRs 0 to `range` - 1 (`range` up to 32; some may be locked already). */
   async lockPcrs(range: number): Promise<void> {
     await this.expect({ type: 'LockPCRs', range }, 'LockPCRs');
   }
 
+  /** DescribeNSM: version 1.0.0, module id, 32 PCRs, the locked ones ascending, SHA384. */
   async describeNsm(): Promise<NsmDescription> {
     const { type: _type, ...description } = await this.expect({ type: 'DescribeNSM' }, 'DescribeNSM');
     return description;
   }
 
+  /** GetRandom: 256 bytes (from the seed when the device has one). */
   async getRandom(): Promise<Uint8Array> {
     return (await this.expect({ type: 'GetRandom' }, 'GetRandom')).random;
   }
 
+  /**
+   * Attestation: a COSE_Sign1 document (bytes) over module_id, the locked PCRs and the given
+   * user data, nonce and public key (each up to 1024 bytes), signed by the device's attester.
+   */
   async attestation(options: AttestationOptions = {}): Promise<Uint8Array> {
     const req: NsmRequest = {
       type: 'Attestation',

@@ -45,6 +45,7 @@ export class PcrBank {
     return this.values.slice(i * PCR_LENGTH, (i + 1) * PCR_LENGTH);
   }
 
+  /** True once register `i` is locked (until the next boot). */
   isLocked(i: number): boolean {
     return this.locks[i] === true;
   }
@@ -56,6 +57,7 @@ export class PcrBank {
     return next;
   }
 
+  /** Locks register `i` (locking a locked register changes nothing). */
   lock(i: number): void {
     this.locks[i] = true;
   }

@@ -68,6 +68,7 @@ export class CborWriter {
     return this;
   }
 
+  /** Unsigned integer (major type 0), shortest form. */
   uint(n: number | bigint): this {
     return this.head(0, n);
   }
@@ -89,11 +90,13 @@ export class CborWriter {
     return n < 0 ? this.head(1, -1 - n) : this.head(0, n);
   }
 
+  /** Byte string (major type 2). */
   bytes(b: Uint8Array): this {
     this.head(2, b.length);
     return this.raw(b);
   }
 
+  /** Text string (major type 3), UTF-8. */
   text(s: string): this {
     // Fast path for short ASCII (every key and most values on this wire).
     if (s.length < 24) {
@@ -116,10 +119,12 @@ export class CborWriter {
     return this.raw(b);
   }
 
+  /** Header of a definite-length array of `n` items (major type 4); the items follow. */
   arrayHeader(n: number): this {
     return this.head(4, n);
   }
 
+  /** Header of a definite-length map of `n` pairs (major type 5); keys and values follow. */
   mapHeader(n: number): this {
     return this.head(5, n);
   }
@@ -134,14 +139,17 @@ export class CborWriter {
     return this.byte(0xff);
   }
 
+  /** Tag `t` (major type 6); the tagged item follows. */
   tag(t: number): this {
     return this.head(6, t);
   }
 
+  /** `true` (f5) or `false` (f4). */
   bool(b: boolean): this {
     return this.byte(b ? 0xf5 : 0xf4);
   }
 
+  /** `null` (f6). */
   null(): this {
     return this.byte(0xf6);
   }
@@ -151,6 +159,7 @@ export class CborWriter {
     return b == null ? this.null() : this.bytes(b);
   }
 
+  /** One raw byte, verbatim. */
   byte(v: number): this {
     this.ensure(1);
     this.buf[this.pos++] = v;
@@ -165,6 +174,7 @@ export class CborWriter {
     return this;
   }
 
+  /** Bytes written so far. */
   get length(): number {
     return this.pos;
   }

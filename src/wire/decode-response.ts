@@ -36,6 +36,10 @@ function text(map: CborMap, key: string): string {
   return v.type === 'text' ? v.value : fail(`'${key}' is not a text string`);
 }
 
+/**
+ * Reads a device's CBOR answer into an {@link NsmResponse}.
+ * @throws ResponseDecodeError when the bytes are not one well-formed NSM response.
+ */
 export function decodeResponse(raw: Uint8Array): NsmResponse {
   const root = decodeCbor(raw);
   if (root.type === 'text') {

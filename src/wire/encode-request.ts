@@ -6,6 +6,7 @@
 import { CborWriter } from './cbor-encode.js';
 import type { NsmRequest } from './messages.js';
 
+/** The CBOR bytes nsm-api sends for a request (the client side; for tests and tools). */
 export function encodeRequest(req: NsmRequest): Uint8Array {
   const w = new CborWriter(64);
   switch (req.type) {
