@@ -35,5 +35,14 @@ if (existsSync(srcDir)) {
   }
 }
 
+if (!existsSync(entry)) {
+  // Installed from git with install scripts disabled: npm did not run `prepare`, which builds dist/.
+  process.stderr.write(
+    `nsm-emulator: ${entry} is missing: this copy was installed without its build step (the package's ` +
+      "'prepare' script). Reinstall with scripts allowed (npm 11: 'npm install-scripts approve nsm-emulator'), " +
+      "or run 'npm run build' in the package directory.\n",
+  );
+  process.exit(1);
+}
 const { main } = await import(pathToFileURL(entry).href);
 process.exitCode = await main(process.argv.slice(2));
