@@ -1,0 +1,287 @@
+// src/x509 against openssl, and the choices the differential test cannot show: every real AWS
+// certificate and ours read field by field as `openssl x509` prints them; OID arcs beyond 2^53
+// as `openssl asn1parse` prints them; issuer names matched byte for byte (a name equal only under
+// RFC 5280 7.1 is refused, where openssl accepts it); and inputs that once broke the parser
+// (200 KB strings, 32,000 extensions, bad UniversalString code points) read or refused cleanly.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SeededRandom } from '../src/index.js';
+import {
+  AttestationVerifyError,
+  createTestCa,
+  encodeCoseSign1,
+  encodePayload,
+  parseAttestationDocument,
+  sigStructure,
+  verifyAttestationDocument,
+} from '../src/attestation/index.js';
+import { DEVICE_FIELD_LIMITS } from '../src/attestation/document-parse.js';
+import { type IssuedCert, instanceName, issueCertificate, leafName } from '../src/attestation/chain-profile.js';
+import { nobleBackend } from '../src/attestation/p384.js';
+import { parseCertificate } from '../src/x509/certificate.js';
+import { der, derOctetString, derOid, derSequence, derString } from '../src/x509/der-write.js';
+import { DerError, TAG } from '../src/x509/der.js';
+import { NAME_OIDS } from '../src/x509/oids.js';
+import { pemEncode } from '../src/x509/pem.js';
+import { cons, encodeTree, oidBytes, parseTree, prim } from './helpers/der-tree.js';
+
+const OPENSSL = process.env.OPENSSL ?? 'openssl';
+const opensslReason = spawnSync(OPENSSL, ['version']).status === 0 ? null : `'${OPENSSL}' was not found (.ci/run installs openssl)`;
+if (opensslReason) console.warn(`x509 openssl cross-checks SKIPPED: ${opensslReason}`);
+
+const T = Date.UTC(2026, 0, 3, 20, 41, 7, 402);
+const S = Math.floor(T / 1000);
+
+function realCertificates(): Array<{ name: string; der: Uint8Array }> {
+  const seen = new Map<string, { name: string; der: Uint8Array }>();
+  for (let n = 1; n <= 10; n++) {
+    const d = parseAttestationDocument(Uint8Array.from(Buffer.from(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim(), 'hex')), DEVICE_FIELD_LIMITS);
+    [...d.cabundle, d.certificate].forEach((c, i) => {
+      const k = Buffer.from(c).toString('hex');
+      if (!seen.has(k)) seen.set(k, { name: `doc ${n} [${i}]`, der: c });
+    });
+  }
+  return [...seen.values()];
+}
+
+async function ourChain(): Promise<IssuedCert[]> {
+  const ca = await createTestCa({ time: T - 86_400_000, rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([3]), 'x509-test'), crypto: 'noble' });
+  const random = new SeededRandom(new Uint8Array([4]), 'x509-test');
+  const common = { notBefore: S - 3600, notAfter: S + 3600, region: ca.region };
+  const instance = await issueCertificate(
+    { ...common, level: 'instance', name: instanceName('i-0123456789abcdef0', ca.region), key: await nobleBackend.generate(random), issuer: ca.zonal!, serial: new Uint8Array(20).fill(0x5a) },
+    nobleBackend,
+  );
+  const leaf = await issueCertificate(
+    { ...common, level: 'leaf', name: leafName('i-0123456789abcdef0-enc0123456789abcdef', ca.region), key: await nobleBackend.generate(random), issuer: instance, serial: new Uint8Array(16).fill(0x11) },
+    nobleBackend,
+  );
+  return [ca.root, ca.regional!, ca.zonal!, instance, leaf];
+}
+
+let chain: IssuedCert[];
+let dir: string;
+beforeAll(async () => {
+  chain = await ourChain();
+  dir = mkdtempSync(join(tmpdir(), 'nsm-x509-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const opensslTime = (ms: number) => {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} ${d.getUTCFullYear()} GMT`;
+};
+const colonHex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase().match(/../g)!.join(':');
+const KU_TEXT: Record<string, string> = {
+  digitalSignature: 'Digital Signature',
+  nonRepudiation: 'Non Repudiation',
+  keyEncipherment: 'Key Encipherment',
+  dataEncipherment: 'Data Encipherment',
+  keyAgreement: 'Key Agreement',
+  keyCertSign: 'Certificate Sign',
+  cRLSign: 'CRL Sign',
+  encipherOnly: 'Encipher Only',
+  decipherOnly: 'Decipher Only',
+};
+
+/** What `openssl x509` prints for the fields we read, rebuilt from our parse. */
+function asOpensslPrints(certDer: Uint8Array): string {
+  const c = parseCertificate(certDer);
+  const name = (attrs: typeof c.issuerAttributes) => attrs.map((a) => `${Object.entries(NAME_OIDS).find(([, o]) => o === a.oid)![0]}=${a.value}`).join(',');
+  const lines = [
+    `serial=${Buffer.from(c.serial).toString('hex').toUpperCase()}`,
+    `subject=${name(c.subjectAttributes)}`,
+    `issuer=${name(c.issuerAttributes)}`,
+    `notBefore=${opensslTime(c.notBefore)}`,
+    `notAfter=${opensslTime(c.notAfter)}`,
+  ];
+  for (const e of c.extensions) {
+    const crit = e.critical ? 'critical' : '';
+    switch (e.oid) {
+      case '2.5.29.19':
+        lines.push(`X509v3 Basic Constraints: ${crit}`, `    CA:${c.basicConstraints!.ca ? 'TRUE' : 'FALSE'}${c.basicConstraints!.pathLen === null ? '' : `, pathlen:${c.basicConstraints!.pathLen}`}`);
+        break;
+      case '2.5.29.15':
+        lines.push(`X509v3 Key Usage: ${crit}`, `    ${Object.keys(KU_TEXT).filter((k) => c.keyUsage!.has(k as never)).map((k) => KU_TEXT[k]).join(', ')}`);
+        break;
+      case '2.5.29.14':
+        lines.push(`X509v3 Subject Key Identifier: ${crit}`, `    ${colonHex(c.subjectKeyId!)}`);
+        break;
+      case '2.5.29.35':
+        lines.push(`X509v3 Authority Key Identifier: ${crit}`, `    ${colonHex(c.authorityKeyId!)}`);
+        break;
+      case '2.5.29.31':
+        lines.push(`X509v3 CRL Distribution Points: ${crit}`, '    Full Name:', ...c.crlDistributionPoints!.flatMap((p) => p.uris.map((u) => `      URI:${u}`)));
+        break;
+    }
+  }
+  // The SubjectPublicKeyInfo as openssl re-encodes it from the key it loaded.
+  const spki = derSequence(c.publicKeyAlgorithmId.der, der(TAG.BIT_STRING, new Uint8Array([0]), c.publicKey));
+  lines.push(pemEncode('PUBLIC KEY', spki).trim());
+  return lines.map((l) => l.trimEnd()).join('\n');
+}
+
+describe.skipIf(opensslReason !== null)('src/x509 against openssl', () => {
+  it('reads every real AWS certificate and ours as `openssl x509` prints them', async () => {
+    const certs = [...realCertificates(), ...chain.map((c) => ({ name: `ours ${c.level}`, der: c.der }))];
+    expect(certs.length).toBe(27 + 5);
+    for (const c of certs) {
+      const r = spawnSync(
+        OPENSSL,
+        ['x509', '-inform', 'DER', '-noout', '-serial', '-subject', '-issuer', '-startdate', '-enddate', '-nameopt', 'utf8,sep_comma_plus', '-ext', 'basicConstraints,keyUsage,subjectKeyIdentifier,authorityKeyIdentifier,crlDistributionPoints', '-pubkey'],
+        { input: c.der, encoding: 'utf8' },
+      );
+      expect({ cert: c.name, status: r.status }).toEqual({ cert: c.name, status: 0 });
+      const theirs = r.stdout.split('\n').map((l) => l.trimEnd()).filter(Boolean).join('\n');
+      // openssl lists the extensions in its own fixed order; compare as sets of blocks.
+      const blocks = (s: string) => s.split(/\n(?=\S)/).sort();
+      expect({ cert: c.name, blocks: blocks(asOpensslPrints(c.der)) }).toEqual({ cert: c.name, blocks: blocks(theirs) });
+    }
+  });
+
+  it('reads OID arcs beyond 2^53 and 2^64 exactly as `openssl asn1parse` prints them', () => {
+    for (const dotted of ['1.3.6.1.4.1.9007199254740993', '1.3.6.1.4.1.18446744073709551617.5', '2.999.1', '2.100000000000000000000.3']) {
+      const tree = parseTree(chain[4]!.der);
+      const exts = tree.kids![0]!.kids!.find((k) => k.tag === 0xa3)!.kids![0]!;
+      exts.kids!.push(cons(0x30, prim(0x06, oidBytes(dotted)), prim(0x04, [0x05, 0x00])));
+      const certDer = encodeTree(tree);
+      const ours = parseCertificate(certDer).extensions.at(-1)!.oid;
+      const r = spawnSync(OPENSSL, ['asn1parse', '-inform', 'DER'], { input: encodeTree(prim(0x06, oidBytes(dotted))), encoding: 'utf8' });
+      expect(r.stdout).toMatch(/OBJECT\s+:(\S+)/);
+      expect({ dotted, ours }).toEqual({ dotted, ours: /OBJECT\s+:(\S+)/.exec(r.stdout)![1] });
+    }
+  });
+});
+
+// ---- issuer names: byte for byte --------------------------------------------------------------
+
+/** A leaf whose issuer field is `issuerName` (bytes), signed by the instance key. */
+async function leafWithIssuer(issuerName: Uint8Array): Promise<IssuedCert> {
+  const instance = chain[3]!;
+  return issueCertificate(
+    {
+      level: 'leaf',
+      name: leafName('i-0123456789abcdef0-enc0123456789abcdef', 'us-east-1'),
+      key: chain[4]!.key,
+      issuer: { ...instance, subject: issuerName },
+      serial: new Uint8Array(16).fill(0x12),
+      notBefore: S - 3600,
+      notAfter: S + 3600,
+      region: 'us-east-1',
+    },
+    nobleBackend,
+  );
+}
+
+async function verdictWithLeaf(leaf: IssuedCert): Promise<string> {
+  const payload = encodePayload({
+    moduleId: 'i-0123456789abcdef0-enc0123456789abcdef',
+    timestamp: T,
+    pcrs: [{ index: 0, data: new Uint8Array(48) }],
+    certificate: leaf.der,
+    cabundle: chain.slice(0, 4).map((c) => c.der),
+    publicKey: null,
+    userData: null,
+    nonce: null,
+  });
+  const doc = encodeCoseSign1(payload, await nobleBackend.sign(leaf.key, sigStructure(payload)));
+  try {
+    await verifyAttestationDocument(doc, { root: chain[0]!.der, time: T, crypto: 'noble' });
+    return 'accepted';
+  } catch (e) {
+    if (e instanceof AttestationVerifyError) return e.rule;
+    throw e;
+  }
+}
+
+function opensslVerifies(leaf: IssuedCert): boolean {
+  writeFileSync(join(dir, 'root.pem'), pemEncode('CERTIFICATE', chain[0]!.der));
+  writeFileSync(join(dir, 'bundle.pem'), chain.slice(1, 4).map((c) => pemEncode('CERTIFICATE', c.der)).join(''));
+  writeFileSync(join(dir, 'leaf.pem'), pemEncode('CERTIFICATE', leaf.der));
+  const r = spawnSync(OPENSSL, ['verify', '-attime', String(S), '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'bundle.pem'), join(dir, 'leaf.pem')], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+/** The instance subject with one attribute's encoding replaced. */
+function instanceNameWith(change: (type: string, value: string) => Uint8Array | null): Uint8Array {
+  const rdns = instanceName('i-0123456789abcdef0', 'us-east-1').map(([type, value]) => {
+    const atv = change(type, value) ?? derSequence(derOid(NAME_OIDS[type]), derString(type === 'C' ? TAG.PRINTABLE_STRING : TAG.UTF8_STRING, value));
+    return der(TAG.SET, atv);
+  });
+  return derSequence(...rdns);
+}
+
+describe('issuer names are matched byte for byte', () => {
+  it('accepts the byte-identical name (the instance subject as encoded)', async () => {
+    expect(await verdictWithLeaf(await leafWithIssuer(chain[3]!.subject))).toBe('accepted');
+    expect(instanceNameWith(() => null)).toEqual(chain[3]!.subject);
+  });
+
+  it('refuses names equal only under RFC 5280 7.1 (case, spaces, string type), which openssl accepts', async () => {
+    const variants: Record<string, Uint8Array> = {
+      'CN in upper case': instanceNameWith((t, v) => (t === 'CN' ? derSequence(derOid(NAME_OIDS.CN), derString(TAG.UTF8_STRING, v.toUpperCase())) : null)),
+      'L with leading and trailing spaces': instanceNameWith((t) => (t === 'L' ? derSequence(derOid(NAME_OIDS.L), derString(TAG.UTF8_STRING, ' Seattle ')) : null)),
+      'C as UTF8String': instanceNameWith((t, v) => (t === 'C' ? derSequence(derOid(NAME_OIDS.C), derString(TAG.UTF8_STRING, v)) : null)),
+    };
+    for (const [what, name] of Object.entries(variants)) {
+      const leaf = await leafWithIssuer(name);
+      expect({ what, rule: await verdictWithLeaf(leaf) }).toEqual({ what, rule: 'chain.issuer' });
+      if (!opensslReason) expect({ what, openssl: opensslVerifies(leaf) }).toEqual({ what, openssl: true });
+    }
+  });
+
+  it('refuses a different name, as openssl does', async () => {
+    const leaf = await leafWithIssuer(instanceNameWith((t) => (t === 'CN' ? derSequence(derOid(NAME_OIDS.CN), derString(TAG.UTF8_STRING, 'someone else')) : null)));
+    expect(await verdictWithLeaf(leaf)).toBe('chain.issuer');
+    if (!opensslReason) expect(opensslVerifies(leaf)).toBe(false);
+  });
+});
+
+// ---- inputs that once broke the parser --------------------------------------------------------
+
+/** Our leaf with its extensions replaced by `exts` (not re-signed: parsing only). */
+function leafWithExtensions(exts: Uint8Array[]): Uint8Array {
+  const tree = parseTree(chain[4]!.der);
+  const list = tree.kids![0]!.kids!.find((k) => k.tag === 0xa3)!.kids![0]!;
+  list.kids = exts.map((e) => parseTree(e));
+  return encodeTree(tree);
+}
+
+describe('robustness', () => {
+  it('reads 32,000 extensions and finds a duplicate among them (the check is a set lookup, not a scan)', () => {
+    const ext = (i: number) => derSequence(derOid(`1.3.6.1.4.1.99999.${i}`), derOctetString(new Uint8Array([5, 0])));
+    const many = Array.from({ length: 32_000 }, (_, i) => ext(i));
+    expect(parseCertificate(leafWithExtensions(many)).extensions).toHaveLength(32_000);
+    expect(() => parseCertificate(leafWithExtensions([...many, ext(17)]))).toThrow(/extension 1\.3\.6\.1\.4\.1\.99999\.17 appears twice/);
+  });
+
+  it('reads 200 KB string attributes of every byte-oriented type without overflowing the stack', () => {
+    for (const tag of [TAG.UTF8_STRING, TAG.PRINTABLE_STRING, TAG.IA5_STRING, TAG.T61_STRING]) {
+      const tree = parseTree(chain[4]!.der);
+      const subject = tree.kids![0]!.kids![5]!;
+      subject.kids!.at(-1)!.kids![0]!.kids![1] = prim(tag, new Uint8Array(200_000).fill(0x61));
+      const c = parseCertificate(encodeTree(tree));
+      expect(c.subjectAttributes.at(-1)!.value).toHaveLength(200_000);
+    }
+  });
+
+  it('refuses bad UniversalString and BMPString contents with a DerError (never a RangeError)', () => {
+    for (const [tag, bytes] of [
+      [TAG.UNIVERSAL_STRING, [0x00, 0x11, 0x00, 0x00]],
+      [TAG.UNIVERSAL_STRING, [0xff, 0xff, 0xff, 0xff]],
+      [TAG.UNIVERSAL_STRING, [0x00, 0x00, 0xd8, 0x00]],
+      [TAG.UNIVERSAL_STRING, [0x00, 0x00, 0x61]],
+      [TAG.BMP_STRING, [0x00]],
+      [TAG.BMP_STRING, [0xdc, 0x00]],
+    ] as const) {
+      const tree = parseTree(chain[4]!.der);
+      tree.kids![0]!.kids![5]!.kids!.at(-1)!.kids![0]!.kids![1] = prim(tag, [...bytes]);
+      expect(() => parseCertificate(encodeTree(tree))).toThrow(DerError);
+    }
+  });
+});
