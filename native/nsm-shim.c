@@ -59,22 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NSM_IOCTL_RAW 0xC0200A00UL
-#define NSM_REQUEST_MAX_SIZE 0x1000
-#define NSM_RESPONSE_MAX_SIZE 0x3000
-#define DEFAULT_TIMEOUT_MS 120000
-
 #define EXPORT __attribute__((visibility("default")))
-
-struct nsm_iovec {
-	uint64_t addr;
-	uint64_t len;
-};
-
-struct nsm_raw {
-	struct nsm_iovec request;
-	struct nsm_iovec response;
-};
 
 /* One connection to the server, shared by every descriptor that refers to it. */
 struct conn {
@@ -164,6 +149,10 @@ static int sys_close(int fd)
 	return f ? f(fd) : -1;
 }
 
+/* The code shared with the seccomp supervisor: the ioctl ABI, frames, connecting, the driver's steps. */
+#define NSM_CLOSE(fd) sys_close(fd)
+#include "nsm-common.h"
+
 /* ---- configuration --------------------------------------------------------------------------- */
 
 static const char *server_address(void)
@@ -182,42 +171,10 @@ static int is_device_path(const char *path)
 
 static int64_t timeout_ms(void)
 {
-	const char *t = getenv("NSM_EMULATOR_TIMEOUT_MS");
-	if (t != NULL && *t != '\0') {
-		char *end;
-		long long v = strtoll(t, &end, 10);
-		if (*end == '\0' && v > 0)
-			return v;
-	}
-	return DEFAULT_TIMEOUT_MS;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return timeout_from_env();
 }
 
 /* ---- socket I/O with a deadline ------------------------------------------------------------ */
-
-/* Waits for `events` on fd; 0, or a negative errno (ETIMEDOUT past the deadline). */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -EIO;
-	}
-}
 
 static int send_all(int fd, const uint8_t *buf, size_t n, int64_t deadline)
 {
@@ -271,105 +228,10 @@ static int recv_all(int fd, uint8_t *buf, size_t n, int64_t deadline)
 
 /* ---- connecting ---------------------------------------------------------------------------- */
 
-static int connect_with_deadline(int s, const struct sockaddr *sa, socklen_t len, int64_t deadline)
-{
-	for (;;) {
-		if (connect(s, sa, len) == 0)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		if (errno == EINPROGRESS) {
-			int r = wait_fd(s, POLLOUT, deadline);
-			if (r < 0)
-				return r;
-			int err = 0;
-			socklen_t el = sizeof(err);
-			if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-				return -errno;
-			return err == 0 ? 0 : -err;
-		}
-		if (errno == EAGAIN) { /* Unix socket backlog full: try again shortly */
-			if (now_ms() >= deadline)
-				return -ETIMEDOUT;
-			struct timespec ts = { 0, 1000000 };
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		return -errno;
-	}
-}
-
 /* A new connected socket (close-on-exec, blocking mode), or a negative errno. */
 static int connect_server(void)
 {
-	const char *addr = server_address();
-	if (addr == NULL)
-		return -ENXIO;
-	int64_t deadline = now_ms() + timeout_ms();
-	int s = -1, r;
-
-	if (strncmp(addr, "tcp:", 4) == 0) {
-		char host[256];
-		const char *hp = addr + 4, *port;
-		size_t hl;
-		if (hp[0] == '[') {
-			const char *close_br = strchr(hp, ']');
-			if (close_br == NULL || close_br[1] != ':')
-				return -EINVAL;
-			hl = (size_t)(close_br - hp - 1);
-			hp++;
-			port = close_br + 2;
-		} else {
-			const char *colon = strrchr(hp, ':');
-			if (colon == NULL)
-				return -EINVAL;
-			hl = (size_t)(colon - hp);
-			port = colon + 1;
-		}
-		if (hl == 0 || hl >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, hp, hl);
-		host[hl] = '\0';
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
-		if (getaddrinfo(host, port, &hints, &res) != 0)
-			return -EHOSTUNREACH;
-		r = -ECONNREFUSED;
-		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			s = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-			if (s < 0) {
-				r = -errno;
-				continue;
-			}
-			r = connect_with_deadline(s, ai->ai_addr, ai->ai_addrlen, deadline);
-			if (r == 0)
-				break;
-			sys_close(s);
-			s = -1;
-		}
-		freeaddrinfo(res);
-		if (s < 0)
-			return r;
-		int one = 1;
-		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	} else {
-		const char *path = strncmp(addr, "unix:", 5) == 0 ? addr + 5 : addr;
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		if (strlen(path) >= sizeof(sun.sun_path))
-			return -ENAMETOOLONG;
-		strcpy(sun.sun_path, path);
-		s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (s < 0)
-			return -errno;
-		r = connect_with_deadline(s, (struct sockaddr *)&sun, sizeof(sun), deadline);
-		if (r < 0) {
-			sys_close(s);
-			return r;
-		}
-	}
-	int fl = fcntl(s, F_GETFL);
-	if (fl >= 0)
-		fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
-	return s;
+	return connect_address(server_address(), timeout_ms());
 }
 
 /* True when fd is a Unix socket connected to the configured server (an inherited NSM fd). */
@@ -573,6 +435,18 @@ static int copy_out(uint64_t dst, const void *src, size_t n)
 	return 0;
 }
 
+static int copy_in_cb(void *ctx, void *dst, uint64_t src, size_t n)
+{
+	(void)ctx;
+	return copy_in(dst, src, n);
+}
+
+static int copy_out_cb(void *ctx, uint64_t dst, const void *src, size_t n)
+{
+	(void)ctx;
+	return copy_out(dst, src, n);
+}
+
 /* ---- one exchange --------------------------------------------------------------------------- */
 
 /* Sends one request frame and reads the answer, keeping at most NSM_RESPONSE_MAX_SIZE bytes.
@@ -595,7 +469,7 @@ static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint
 	if (r == 0)
 		r = recv_all(c->sock, hdr, 4, deadline);
 	if (r == 0) {
-		uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+		uint32_t n = get_be32(hdr);
 		uint32_t keep = n < NSM_RESPONSE_MAX_SIZE ? n : NSM_RESPONSE_MAX_SIZE;
 		r = recv_all(c->sock, resp, keep, deadline);
 		if (r == 0 && n > keep)
@@ -633,32 +507,17 @@ static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
 	uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];
 	uint8_t resp[NSM_RESPONSE_MAX_SIZE];
 	uint32_t resp_len = 0;
-	int r = copy_in(&raw, (uint64_t)(uintptr_t)argp, sizeof(raw));
+	size_t frame_len = 0;
+	int r = nsm_raw_begin(copy_in_cb, NULL, (uint64_t)(uintptr_t)argp, &raw, frame, &frame_len);
 	if (r < 0)
 		return r;
-	if (raw.request.len > NSM_REQUEST_MAX_SIZE)
-		return -EMSGSIZE;
-	uint32_t n = (uint32_t)raw.request.len;
-	r = copy_in(frame + 4, raw.request.addr, n);
-	if (r < 0)
-		return r;
-	frame[0] = (uint8_t)(n >> 24);
-	frame[1] = (uint8_t)(n >> 16);
-	frame[2] = (uint8_t)(n >> 8);
-	frame[3] = (uint8_t)n;
 
 	pthread_mutex_lock(&c->io);
-	r = exchange(c, frame, 4 + (size_t)n, resp, &resp_len);
+	r = exchange(c, frame, frame_len, resp, &resp_len);
 	pthread_mutex_unlock(&c->io);
 	if (r < 0)
 		return r;
-
-	if (raw.response.len > resp_len)
-		raw.response.len = resp_len;
-	r = copy_out(raw.response.addr, resp, (size_t)raw.response.len);
-	if (r < 0)
-		return r;
-	return copy_out((uint64_t)(uintptr_t)argp, &raw, sizeof(raw));
+	return nsm_raw_finish(copy_out_cb, NULL, (uint64_t)(uintptr_t)argp, &raw, resp, resp_len);
 }
 
 /* ---- open ----------------------------------------------------------------------------------- */

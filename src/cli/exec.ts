@@ -1,7 +1,8 @@
 /**
  * `nsm-emulator exec`: runs an unmodified program against an emulated NSM. Starts a server on
- * a private socket, preloads the /dev/nsm shim into the program, forwards its stdio and
- * signals, returns its exit status, and removes the socket when it is done.
+ * a private socket, runs the program under the seccomp supervisor (any program) or with the
+ * /dev/nsm preload shim (dynamically linked programs), forwards its stdio and signals, returns
+ * its exit status, and removes the socket when it is done.
  * @module
  */
 import { spawn, type StdioOptions } from 'node:child_process';
@@ -11,8 +12,10 @@ import { join } from 'node:path';
 import { isatty } from 'node:tty';
 import type { NsmDevice } from '../device/nsm-device.js';
 import { NsmServer } from '../node/server.js';
-import { ShimBuildError, buildShim } from '../node/shim-build.js';
+import { NativeBuildError } from '../node/native-build.js';
+import { SHIM_ENV, buildShim } from '../node/shim-build.js';
 import { shimEnvironment } from '../node/shim-env.js';
+import { buildSupervisor, probeSupervisor, supervisorCommand } from '../node/supervisor.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
@@ -21,22 +24,28 @@ import { deviceFromFlags, eventLogLine, exchangeLogLine } from './serve.js';
 const HELP = `Usage: nsm-emulator exec [options] [--] PROGRAM [ARGS...]
 
 Runs PROGRAM with an emulated /dev/nsm: this is how to test an enclave application (Rust with
-aws-nitro-enclaves-nsm-api, C/C++ with libnsm, Python, ...) on a laptop or in CI, unmodified.
-A server starts on a private Unix socket, the preload shim is built if needed ('nsm-emulator
-shim'), and PROGRAM runs with LD_PRELOAD and NSM_EMULATOR_SOCKET set, so every open of /dev/nsm
-in it (and in its child processes) reaches one shared emulated NSM. Standard input, output and
-error are PROGRAM's; SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 (and SIGINT, SIGQUIT unless they came from
-the terminal, which delivers them to PROGRAM itself) are passed on.
+aws-nitro-enclaves-nsm-api, C/C++ with libnsm, Go, Python, ...) on a laptop or in CI, unmodified.
+A server starts on a private Unix socket and every open of /dev/nsm in PROGRAM (and in its
+threads and child processes) reaches one shared emulated NSM, by one of two routes:
+
+  supervisor  a small seccomp supervisor (built from C on first use) answers PROGRAM's open and
+              NSM ioctl system calls from outside: works for any program, static, musl or Go
+  shim        an LD_PRELOAD library replaces libc's open/ioctl: dynamically linked programs only
+
+--route auto (the default) uses the supervisor when this kernel allows seccomp user notification
+(checked once per run), and otherwise says why on stderr and uses the shim. Standard input, output
+and error are PROGRAM's; SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 (and SIGINT, SIGQUIT unless they came
+from the terminal, which delivers them to PROGRAM itself) are passed on. If PROGRAM never reached
+the emulated NSM, a warning says so on stderr.
 
 Exit status: PROGRAM's own; 128+N if it was killed by signal N; 127 if PROGRAM was not found,
-126 if it could not be run, 125 if exec itself failed (no C compiler, bad boot option file).
+126 if it could not be run, 125 if exec itself failed (no C compiler, bad boot option file,
+--route supervisor on a kernel that refuses it).
 
   $ nsm-emulator exec --pcr 16=$(printf '%096d' 0) -- ./target/debug/my-enclave-app --self-test
 
-Statically linked programs and programs that bypass libc (Go) cannot be intercepted: see
-docs/server.md for what to do instead.
-
 Options:
+  --route ROUTE         auto (default), supervisor or shim; see docs/server.md
   --log FILE            append every request and response to FILE as JSON lines ('rpc --json' form)
 ${BOOT_OPTIONS_HELP}
 `;
@@ -47,7 +56,7 @@ const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'S
 const FROM_TERMINAL: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGQUIT']);
 
 const VALUE_OPTIONS = new Set(
-  [...Object.entries(BOOT_OPTION_SPEC)].filter(([, spec]) => spec.type === 'string').map(([name]) => `--${name}`).concat('--log'),
+  [...Object.entries(BOOT_OPTION_SPEC)].filter(([, spec]) => spec.type === 'string').map(([name]) => `--${name}`).concat('--log', '--route'),
 );
 
 /** Splits `exec` arguments into its own options and the program's command line. */
@@ -63,10 +72,13 @@ export function splitCommandLine(args: readonly string[]): { options: string[]; 
 
 async function run(args: string[], io: CliIo): Promise<number> {
   const { options, program } = splitCommandLine(args);
-  const { values } = parseFlags({ args: options, options: { ...BOOT_OPTION_SPEC, log: { type: 'string' } }, strict: true, allowPositionals: false });
+  const { values } = parseFlags({ args: options, options: { ...BOOT_OPTION_SPEC, log: { type: 'string' }, route: { type: 'string' } }, strict: true, allowPositionals: false });
   const [file, ...fileArgs] = program;
   if (file === undefined || file === '') throw new UsageError('no program given: nsm-emulator exec [options] -- PROGRAM [ARGS...]');
-  const { log, ...boot } = values;
+  const { log, route = 'auto', ...boot } = values;
+  if (route !== 'auto' && route !== 'supervisor' && route !== 'shim') {
+    throw new UsageError(`--route ${route}: expected auto, supervisor or shim`);
+  }
   const fail = (message: string): number => {
     io.stderr.write(`nsm-emulator exec: ${message}\n`);
     return 125;
@@ -79,13 +91,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     if (e instanceof UsageError) throw e;
     return fail(`cannot boot the device: ${(e as Error).message}`);
   }
-  let shim: string;
-  try {
-    shim = await buildShim();
-  } catch (e) {
-    if (e instanceof ShimBuildError) return fail(e.message);
-    throw e;
-  }
+  const chosen = await chooseRoute(route, io);
+  if (typeof chosen === 'string') return fail(chosen);
   const writeLog = (line: string) => {
     if (log !== undefined) appendFileSync(log, line);
   };
@@ -98,9 +105,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }
 
   const dir = mkdtempSync(join(tmpdir(), 'nsm-emulator-exec-'));
+  let connected = 0;
   const server = new NsmServer(device, {
     onExchange: log !== undefined ? (e) => writeLog(exchangeLogLine(e)) : undefined,
     onEvent: (e) => {
+      if (e.level === 'info' && e.message === 'connected') connected++;
       if (log !== undefined) writeLog(eventLogLine(e));
       else if (e.level === 'warn') io.stderr.write(`nsm-emulator exec: connection ${e.connection}: ${e.message}\n`);
     },
@@ -108,11 +117,55 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const handlers = new Map<NodeJS.Signals, () => void>();
   try {
     const address = await server.listen({ path: join(dir, 'nsm.sock') });
-    return await runChild(file, fileArgs, shimEnvironment(shim, address), io, handlers);
+    let code: number;
+    if (chosen.route === 'supervisor') {
+      const [cmd, ...cmdArgs] = supervisorCommand(chosen.path, [file, ...fileArgs], 'nsm-emulator exec') as [string, ...string[]];
+      code = await runChild(cmd, cmdArgs, { ...process.env, [SHIM_ENV.socket]: address }, io, handlers, file);
+    } else {
+      code = await runChild(file, fileArgs, shimEnvironment(chosen.path, address), io, handlers, file);
+    }
+    if (connected === 0) {
+      io.stderr.write(
+        chosen.route === 'supervisor'
+          ? `nsm-emulator exec: '${file}' never opened /dev/nsm: no client connected to the emulated NSM\n`
+          : `nsm-emulator exec: no client connected to the emulated NSM: if '${file}' opens /dev/nsm, the LD_PRELOAD shim did not see it ` +
+              `(statically linked, Go, or raw system calls); the supervisor route reaches those (docs/server.md)\n`,
+      );
+    }
+    return code;
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
     await server.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+type Route = { route: 'supervisor' | 'shim'; path: string };
+
+/** The route to use, with its built helper, or a message saying why exec cannot run. */
+async function chooseRoute(route: string, io: CliIo): Promise<Route | string> {
+  let why = '';
+  if (route !== 'shim') {
+    try {
+      const path = await buildSupervisor();
+      const probe = await probeSupervisor(path);
+      if (probe.ok) return { route: 'supervisor', path };
+      why = probe.reason;
+    } catch (e) {
+      if (!(e instanceof NativeBuildError)) throw e;
+      why = e.message;
+    }
+    if (route === 'supervisor') return `--route supervisor: ${why}`;
+    io.stderr.write(
+      `nsm-emulator exec: the seccomp supervisor cannot run here (${why}); falling back to the LD_PRELOAD shim, ` +
+        `which reaches only dynamically linked programs that open /dev/nsm through libc\n`,
+    );
+  }
+  try {
+    return { route: 'shim', path: await buildShim() };
+  } catch (e) {
+    if (e instanceof NativeBuildError) return e.message;
+    throw e;
   }
 }
 
@@ -122,6 +175,7 @@ function runChild(
   env: NodeJS.ProcessEnv,
   io: CliIo,
   handlers: Map<NodeJS.Signals, () => void>,
+  shown: string,
 ): Promise<number> {
   const own = io.stdin === process.stdin && io.stdout === process.stdout && io.stderr === process.stderr;
   const stdio: StdioOptions = own ? 'inherit' : 'pipe';
@@ -145,7 +199,7 @@ function runChild(
     }
     child.once('error', (e: NodeJS.ErrnoException) => {
       const notFound = e.code === 'ENOENT';
-      io.stderr.write(`nsm-emulator exec: cannot run '${file}': ${notFound ? 'not found' : e.message}\n`);
+      io.stderr.write(`nsm-emulator exec: cannot run '${shown}': ${notFound ? 'not found' : e.message}\n`);
       resolve(notFound ? 127 : 126);
     });
     child.once('close', (code, signal) => {
@@ -157,7 +211,7 @@ function runChild(
 }
 
 export const command: CliCommand = {
-  summary: 'run a program with an emulated /dev/nsm (LD_PRELOAD shim + private server)',
+  summary: 'run a program with an emulated /dev/nsm (seccomp supervisor or LD_PRELOAD shim + private server)',
   help: HELP,
   run,
 };

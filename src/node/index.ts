@@ -5,7 +5,9 @@
  */
 export { NsmServer, AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEvent, type NsmServerOptions } from './server.js';
 export { FrameReader, encodeFrame, FRAME_HEADER_SIZE, FRAME_BODY_MAX, FRAME_LENGTH_CAP, type FrameEvent } from './framing.js';
-export { buildShim, shimSourcePath, defaultShimCacheDir, ShimBuildError, SHIM_ENV, SHIM_CFLAGS, SHIM_LIBS, type ShimBuildOptions } from './shim-build.js';
+export { buildShim, shimSourcePath, defaultShimCacheDir, ShimBuildError, SHIM_ENV, SHIM_CFLAGS, SHIM_LIBS, SHIM_PROGRAM, type ShimBuildOptions } from './shim-build.js';
+export { buildNative, nativeDir, defaultNativeCacheDir, NativeBuildError, type NativeProgram, type NativeBuildOptions } from './native-build.js';
+export { buildSupervisor, probeSupervisor, supervisorCommand, SUPERVISOR_PROGRAM, type SupervisorProbe } from './supervisor.js';
 export { shimEnvironment } from './shim-env.js';
 export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
 export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js';

@@ -44,7 +44,9 @@ struct nsm_raw {
 	struct nsm_iovec request, response;
 };
 
+#ifdef __GLIBC__
 extern int __open_2(const char *, int);
+#endif
 
 static const char *entry = "open";
 static size_t resp_cap = RESPONSE_MAX;
@@ -98,8 +100,10 @@ static int open_nsm(void)
 		fd = openat(AT_FDCWD, "/dev/nsm", flags);
 	else if (strcmp(entry, "openat64") == 0)
 		fd = openat64(AT_FDCWD, "/dev/nsm", flags);
+#ifdef __GLIBC__
 	else if (strcmp(entry, "__open_2") == 0)
 		fd = __open_2("/dev/nsm", flags);
+#endif
 	else
 		fd = open("/dev/nsm", flags);
 	if (fd < 0) {
