@@ -4,6 +4,10 @@
 // framing to a bare server that answers every frame with the same response bytes without a
 // device (so the ratio is what the device and server add to the transport), and the raw
 // in-process API (device.handleRaw) doing the same request.
+// The seccomp supervisor route: the same client and server with the supervisor answering the
+// system calls instead of the shim (baseline: the shim), and what the filter costs a program's
+// other system calls (an ioctl the filter lets through, an open it reports) against the same
+// loop run without the supervisor.
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +19,7 @@ import { NsmServer } from '../dist/node/server.js';
 import { FrameReader, encodeFrame } from '../dist/node/framing.js';
 import { buildShim } from '../dist/node/shim-build.js';
 import { shimEnvironment } from '../dist/node/shim-env.js';
+import { buildSupervisor, probeSupervisor, supervisorCommand } from '../dist/node/supervisor.js';
 import { compare } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,8 +27,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const BATCH = 200;
 
 /** A C client in bench mode: each batch() makes it do BATCH ioctls and waits for "done". */
-function startClient(client, requestHex, env) {
-  const child = spawn(client, ['bench', requestHex], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+function startClient(client, requestHex, env, wrap = (argv) => argv, mode = ['bench', requestHex]) {
+  const [file, ...args] = wrap([client, ...mode]);
+  const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
   let buffered = '';
   let waiting = null;
   child.stdout.on('data', (d) => {
@@ -108,12 +114,56 @@ export async function run() {
         for (let i = 0; i < BATCH; i++) await device.handleRaw(request);
       },
     });
-    return [perRoundTrip(transport), perRoundTrip(raw)];
+    return [perRoundTrip(transport), perRoundTrip(raw), ...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip))];
   } finally {
     await viaShim.stop();
     await viaEcho.stop();
     await server.close();
     await new Promise((r) => echo.close(r));
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Rows for the seccomp supervisor, or none (with the reason) where this kernel refuses it. */
+async function supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip) {
+  const supervisor = await buildSupervisor({ cacheDir: join(dir, 'cache') });
+  const probe = await probeSupervisor(supervisor);
+  if (!probe.ok) {
+    console.warn(`supervisor bench SKIPPED: ${probe.reason}`);
+    return [];
+  }
+  const env = { ...process.env, NSM_EMULATOR_SOCKET: nsmAddress };
+  const under = (argv) => supervisorCommand(supervisor, argv);
+  const viaSupervisor = startClient(client, hex, env, under);
+  const spins = ['ioctl', 'open'].map((what) => [what, startClient(client, hex, env, under, ['spin', what]), startClient(client, hex, env, undefined, ['spin', what])]);
+  try {
+    const rows = [
+      perRoundTrip(
+        await compare({
+          name: 'DescribePCR: C client, seccomp supervisor, socket, device',
+          fn: () => viaSupervisor.batch(),
+          baseline: 'same client through the LD_PRELOAD shim',
+          baselineFn: () => viaShim.batch(),
+          target: 0.5,
+        }),
+      ),
+    ];
+    for (const [what, filtered, bare] of spins) {
+      const row = await compare({
+        name: what === 'ioctl' ? 'other ioctls under the supervisor (FIONREAD on a pipe: filter only)' : 'open+close under the supervisor (every open is reported to it)',
+        fn: () => filtered.batch(),
+        baseline: 'same loop without the supervisor',
+        baselineFn: () => bare.batch(),
+        ...(what === 'ioctl' ? { target: 0.5 } : {}),
+      });
+      rows.push({ ...row, opsPerSec: row.opsPerSec * BATCH, baselineOpsPerSec: row.baselineOpsPerSec * BATCH, unit: 'calls/s' });
+    }
+    return rows;
+  } finally {
+    await viaSupervisor.stop();
+    for (const [, a, b] of spins) {
+      await a.stop();
+      await b.stop();
+    }
   }
 }

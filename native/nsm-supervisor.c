@@ -499,8 +499,8 @@ static void on_ioctl(const struct seccomp_notif *n)
 {
 	int ours;
 	struct conn *c = device_of(n->pid, (int)n->data.args[0], &ours);
-	if (!id_valid(n->id))
-		return;
+	/* Answers below go to this notification id only (a stale id is refused by the kernel);
+	   what was read from the process is checked with ID_VALID before it is acted on. */
 	if (!ours) {
 		let_kernel_run(n->id); /* not the device: the kernel answers (ENOTTY, ...) */
 		return;
@@ -522,7 +522,7 @@ static void on_ioctl(const struct seccomp_notif *n)
 		return;
 	}
 	int r = nsm_raw_begin(copy_in_cb, &ctx, n->data.args[2], &p->raw, frame, &frame_len);
-	if (!id_valid(n->id)) { /* what we read may belong to a process that has gone */
+	if (!id_valid(n->id)) { /* what we read (fdinfo, memory) may belong to a process that has gone */
 		free(p);
 		return;
 	}

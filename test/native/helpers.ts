@@ -5,7 +5,7 @@
  * @module
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +15,9 @@ import { buildShim } from '../../src/node/shim-build.js';
 
 export const NATIVE_DIR = dirname(fileURLToPath(import.meta.url));
 
-/** Whether `cmd --version` runs; when it does not, prints why the tests needing it are skipped. */
-export function haveTool(cmd: string, needs: string): boolean {
-  const r = spawnSync(cmd, ['--version'], { stdio: 'ignore' });
+/** Whether `cmd --version` (or `cmd ...args`) runs; when it does not, prints why the tests needing it are skipped. */
+export function haveTool(cmd: string, needs: string, args: readonly string[] = ['--version']): boolean {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
   const ok = r.status === 0;
   if (!ok) {
     console.warn(`\n*** SKIPPED: ${needs} need '${cmd}', which is not installed here (.ci/run must install it). ***\n`);
@@ -64,12 +64,47 @@ export function runChild(
   });
 }
 
-/** Compiles test/native/nsm-client.c into `dir`. */
-export function compileClient(dir: string): string {
-  const out = join(dir, 'nsm-client');
-  const r = spawnSync('cc', ['-O2', '-Wall', '-pthread', '-o', out, join(NATIVE_DIR, 'nsm-client.c')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`compiling nsm-client.c failed:\n${r.stderr}`);
+/**
+ * Compiles test/native/nsm-client.c into `dir`: dynamically linked with cc by default, or as
+ * `variant` 'static' (gcc -static, glibc) or 'musl' (musl-gcc -static).
+ */
+export function compileClient(dir: string, variant: 'dynamic' | 'static' | 'musl' = 'dynamic'): string {
+  const out = join(dir, variant === 'dynamic' ? 'nsm-client' : `nsm-client-${variant}`);
+  const cc = variant === 'musl' ? 'musl-gcc' : 'cc';
+  const link = variant === 'dynamic' ? [] : ['-static'];
+  const r = spawnSync(cc, ['-O2', '-Wall', '-pthread', ...link, '-o', out, join(NATIVE_DIR, 'nsm-client.c')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`compiling nsm-client.c (${variant}) failed:\n${r.stderr}`);
   return out;
+}
+
+/**
+ * Builds test/native/nsm-client.go into `dir` as a static binary (CGO_ENABLED=0), offline: the
+ * module proxy is off and the build cache lives in `dir`.
+ */
+export function compileGoClient(dir: string): string {
+  const out = join(dir, 'nsm-client-go');
+  const env = {
+    ...process.env,
+    CGO_ENABLED: '0',
+    GO111MODULE: 'off',
+    GOPROXY: 'off',
+    GOFLAGS: '',
+    GOCACHE: join(dir, 'go-cache'),
+    GOPATH: join(dir, 'go-path'),
+  };
+  const r = spawnSync('go', ['build', '-o', out, join(NATIVE_DIR, 'nsm-client.go')], { encoding: 'utf8', env, cwd: dir });
+  if (r.status !== 0) throw new Error(`go build nsm-client.go failed:\n${r.stderr}`);
+  return out;
+}
+
+/** Whether an ELF file asks for a dynamic loader (has a PT_INTERP program header). */
+export function isDynamicElf(file: string): boolean {
+  const b = readFileSync(file);
+  const phoff = Number(b.readBigUInt64LE(0x20));
+  const phentsize = b.readUInt16LE(0x36);
+  const phnum = b.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) if (b.readUInt32LE(phoff + i * phentsize) === 3) return true;
+  return false;
 }
 
 /** Builds the shim into a cache inside `dir`. */

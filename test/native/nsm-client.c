@@ -1,5 +1,5 @@
 /*
- * Test client for the /dev/nsm preload shim. It talks to the NSM exactly as nsm-lib does: open
+ * Test client for the /dev/nsm preload shim and the seccomp supervisor. It talks to the NSM exactly as nsm-lib does: open
  * /dev/nsm read-write and close-on-exec, then one NSM_IOCTL_RAW per request with a struct of
  * two {u64 addr, u64 len} descriptors and a 0x3000-byte response buffer. Written for the tests
  * in test/shim*.test.ts and bench/shim.bench.js; every mode prints plain text lines.
@@ -17,7 +17,14 @@
  *   nsm-client inherit HEX               open without O_CLOEXEC, then exec "usefd FD HEX" on itself
  *   nsm-client readwrite HEX             read/write family on descriptors opened O_RDWR, O_RDONLY
  *                                        and O_WRONLY: "name ERRNO" lines, then an ioctl
+ *   nsm-client [-C DIR] paths PATH...    open each PATH: "PATH ok" / "PATH ERR" (after chdir DIR)
+ *   nsm-client at DIR NAME [RESOLVE]     openat (or, with RESOLVE, openat2) of NAME relative to DIR
+ *   nsm-client flags                     opens with O_CREAT|O_EXCL and O_DIRECTORY
+ *   nsm-client reopen N HEX              N times: open, one ioctl, close
+ *   nsm-client spin ioctl|open           per stdin line "K": K FIONREAD ioctls on a pipe, or K
+ *                                        open+close of /dev/null (no NSM at all), then "done"
  *
+ * Built with glibc (dynamic or -static) or musl (-static) for the tests.
  * ENTRY picks the libc entry point used to open: open, open64, openat, openat64, __open_2.
  * alarm() bounds every run, so a hang fails the test instead of stalling it.
  */
@@ -31,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +71,9 @@ static const char *errname(int e)
 	case ENXIO: return "ENXIO";
 	case EBADF: return "EBADF";
 	case ENOENT: return "ENOENT";
+	case EEXIST: return "EEXIST";
+	case ENOTDIR: return "ENOTDIR";
+	case EXDEV: return "EXDEV";
 	default: {
 		static char buf[32];
 		snprintf(buf, sizeof(buf), "E%d", e);
@@ -350,6 +361,31 @@ static int cmd_bench(const char *hex)
 	return 0;
 }
 
+static int cmd_spin(const char *what)
+{
+	int p[2], avail;
+	char line[32];
+	if (pipe(p) != 0)
+		return 3;
+	int opens = strcmp(what, "open") == 0;
+	alarm(0);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		long k = atol(line);
+		for (long i = 0; i < k; i++) {
+			if (opens) {
+				int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+				if (fd < 0 || close(fd) != 0)
+					return 4;
+			} else if (ioctl(p[0], FIONREAD, &avail) != 0) {
+				return 4;
+			}
+		}
+		printf("done\n");
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static int cmd_inherit(const char *self, const char *hex)
 {
 	int fd = open("/dev/nsm", O_RDWR);
@@ -410,6 +446,68 @@ static int cmd_readwrite(const char *hex)
 	return 0;
 }
 
+static void report_open(const char *what, int fd)
+{
+	if (fd >= 0) {
+		printf("%s ok\n", what);
+		close(fd);
+	} else {
+		printf("%s %s\n", what, errname(errno));
+	}
+}
+
+static int cmd_paths(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		report_open(argv[i], open(argv[i], O_RDWR | O_CLOEXEC));
+	return 0;
+}
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+static int cmd_at(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	int dir = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return 3;
+	int fd;
+	if (argc > 2) {
+		struct { uint64_t flags, mode, resolve; } how = { O_RDWR | O_CLOEXEC, 0, strtoull(argv[2], NULL, 0) };
+		fd = (int)syscall(SYS_openat2, dir, argv[1], &how, sizeof(how));
+	} else {
+		fd = openat(dir, argv[1], O_RDWR | O_CLOEXEC);
+	}
+	report_open(argv[1], fd);
+	return 0;
+}
+
+static int cmd_flags(void)
+{
+	report_open("creat-excl", open("/dev/nsm", O_RDWR | O_CREAT | O_EXCL, 0600));
+	report_open("directory", open("/dev/nsm", O_RDONLY | O_DIRECTORY));
+	report_open("rdonly", open("/dev/nsm", O_RDONLY));
+	return 0;
+}
+
+static int cmd_reopen(const char *count, const char *hex)
+{
+	uint8_t *req;
+	size_t n = unhex(hex, &req);
+	int k = atoi(count), bad = 0;
+	for (int i = 0; i < k; i++) {
+		int fd = open_nsm();
+		if (one_call(fd, req, n) != 0)
+			bad++;
+		close(fd);
+	}
+	printf("reopened %d failed %d\n", k, bad);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i = 1;
@@ -420,12 +518,22 @@ int main(int argc, char **argv)
 			resp_cap = (size_t)atol(argv[i + 1]);
 		else if (strcmp(argv[i], "-e") == 0)
 			entry = argv[i + 1];
+		else if (strcmp(argv[i], "-C") == 0 && chdir(argv[i + 1]) != 0)
+			return 3;
 	}
 	if (i >= argc)
 		return 2;
 	const char *cmd = argv[i++];
 	if (strcmp(cmd, "send") == 0)
 		return cmd_send(argc - i, argv + i);
+	if (strcmp(cmd, "paths") == 0)
+		return cmd_paths(argc - i, argv + i);
+	if (strcmp(cmd, "at") == 0)
+		return cmd_at(argc - i, argv + i);
+	if (strcmp(cmd, "flags") == 0)
+		return cmd_flags();
+	if (strcmp(cmd, "reopen") == 0 && i + 1 < argc)
+		return cmd_reopen(argv[i], argv[i + 1]);
 	if (strcmp(cmd, "threads") == 0)
 		return cmd_threads(argc - i, argv + i);
 	if (strcmp(cmd, "errors") == 0)
@@ -444,6 +552,8 @@ int main(int argc, char **argv)
 		return cmd_usefd(argv[i], argv[i + 1]);
 	if (strcmp(cmd, "readwrite") == 0 && i < argc)
 		return cmd_readwrite(argv[i]);
+	if (strcmp(cmd, "spin") == 0 && i < argc)
+		return cmd_spin(argv[i]);
 	if (strcmp(cmd, "bench") == 0 && i < argc)
 		return cmd_bench(argv[i]);
 	return 2;
