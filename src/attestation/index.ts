@@ -32,3 +32,5 @@ export { AttestationVerifyError, type VerifyRule } from './verify-error.js';
 export { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
 export { P384Key, type P384Backend, type P384BackendChoice } from './p384.js';
 export { pemEncode, pemDecode, PemError } from '../x509/pem.js';
+export { AWS_NITRO_ROOT_G1_PEM } from './aws-root.js';
+export { decodeDocumentInput, DocumentInputError } from './document-input.js';
