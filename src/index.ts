@@ -31,3 +31,4 @@ export * from './virtio/index.js';
 export * from './attestation/index.js';
 export { DerError } from './x509/der.js';
 export { VERSION } from './version.js';
+export * from './inspector/index.js';

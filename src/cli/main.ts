@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string> = {
   serve: './serve.js',
   shim: './shim.js',
   exec: './exec.js',
+  inspect: './inspect.js',
 };
 
 async function load(name: string): Promise<CliCommand | null> {

@@ -12,3 +12,4 @@ export { shimEnvironment } from './shim-env.js';
 export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
 export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js';
 export { loadCaDir, writeCaDir, readCaDirPem, attesterFromCaDir, nodeAttester, nodeCryptoBackend, caManifest, caModuleSource, CaDirError, CA_MANIFEST_FORMAT, CA_WARNING, type CaManifest } from './ca-dir.js';
+export { InspectorServer, InspectorServerError, type InspectorServerOptions } from './inspector-server.js';
