@@ -3,7 +3,7 @@
 // side, keyboard use, layout at 1000x700, no console errors and no request beyond the page.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, FileChooser, Page } from 'playwright-core';
 import { NsmDevice } from '../src/index.js';
 import { InspectorServer } from '../src/node/inspector-server.js';
 import { hex, unhex } from './helpers/hex.js';
@@ -25,6 +25,7 @@ describe.skipIf(!haveBrowser)('inspector page in Chromium', () => {
   const foreign: string[] = [];
   let emulatorDoc: Uint8Array;
   let device: NsmDevice;
+  let onChooser: (c: FileChooser) => void = () => {};
 
   beforeAll(async () => {
     mkdirSync(OUT, { recursive: true });
@@ -39,6 +40,7 @@ describe.skipIf(!haveBrowser)('inspector page in Chromium', () => {
       if (m.type() === 'error') consoleErrors.push(m.text());
     });
     page.on('pageerror', (e) => consoleErrors.push(e.message));
+    page.on('filechooser', (c) => onChooser(c));
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url)) foreign.push(r.url());
     });
@@ -135,8 +137,10 @@ describe.skipIf(!haveBrowser)('inspector page in Chromium', () => {
     await page.waitForSelector('body[data-ready="true"]');
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('choose');
-    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
-    await chooser.setFiles({ name: 'doc.cbor', mimeType: 'application/cbor', buffer: Buffer.from(emulatorDoc) });
+    // The chooser listener was registered in beforeAll, so interception is on before Enter.
+    const opened = new Promise<FileChooser>((resolve) => (onChooser = resolve));
+    await page.keyboard.press('Enter');
+    await (await opened).setFiles({ name: 'doc.cbor', mimeType: 'application/cbor', buffer: Buffer.from(emulatorDoc) });
     await page.waitForSelector('#verdict[data-valid="true"]');
     expect(await page.textContent('#verdict-text')).toContain("the emulator's test root");
     await page.keyboard.press('Tab');
