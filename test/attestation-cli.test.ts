@@ -63,7 +63,7 @@ describe('nsm-emulator attest', () => {
       [['--pcr', '32=00'], 'PCR index 32 is not in 0..31'],
       [['--format', 'pem'], "--format 'pem': expected cbor, hex or base64"],
       [['--payload-map', 'a9'], "--payload-map 'a9': expected indefinite or definite"],
-      [['--public-key', '@/nonexistent/file'], "--public-key '@/nonexistent/file': cannot read /nonexistent/file (ENOENT)"],
+      [['--public-key', '@/nonexistent/file'], '--public-key @/nonexistent/file: directory /nonexistent does not exist'],
       [['--ca', '/nonexistent/dir'], "--ca '/nonexistent/dir': /nonexistent/dir/manifest.json: file not found"],
     ];
     for (const [args, message] of cases) {

@@ -3,7 +3,6 @@
  * the document it returns.
  * @module
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { base64Encode } from '../x509/pem.js';
 import { ATTESTATION_FIELD_MAX } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, REQUEST_MAX_SIZE } from '../device/limits.js';
@@ -14,6 +13,7 @@ import { decodeResponse } from '../wire/decode-response.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseHex, parsePcr, toHex, parseFlags } from './parse.js';
+import { readInput, writeOutput } from './files.js';
 
 const HELP = `Usage: nsm-emulator attest [options]
 
@@ -54,11 +54,7 @@ async function field(option: string, value: string | undefined): Promise<Uint8Ar
   let bytes: Uint8Array;
   if (option === '--public-key' && value.startsWith('@')) {
     const file = value.slice(1);
-    try {
-      bytes = new Uint8Array(await readFile(file));
-    } catch (e) {
-      throw new UsageError(`--public-key '${value}': cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
+    bytes = await readInput(`--public-key ${value}`, file, ATTESTATION_FIELD_MAX, `a public key of at most ${ATTESTATION_FIELD_MAX} bytes, the NSM's limit per field`);
   } else {
     bytes = parseHex(option, value);
   }
@@ -108,7 +104,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const doc = response.document;
   const output = fmt === 'cbor' ? doc : new TextEncoder().encode(`${fmt === 'hex' ? toHex(doc) : base64Encode(doc)}\n`);
   if (out === undefined) io.stdout.write(output);
-  else await writeFile(out, output);
+  else await writeOutput(`--out ${out}`, out, output);
   return 0;
 }
 

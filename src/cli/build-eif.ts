@@ -4,7 +4,7 @@
  * @module
  */
 import { createWriteStream } from 'node:fs';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { once } from 'node:events';
 import { measurementsJson } from '../eif/describe.js';
@@ -16,6 +16,7 @@ import { buildEif, type EifSigning } from '../eif/writer.js';
 import { fileSource, nodeCrc32, nodeSha384 } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
+import { INPUT_LIMITS, fileProblem, readInput } from './files.js';
 
 const HELP = `Usage: nsm-emulator build-eif --kernel FILE --cmdline TEXT --ramdisk FILE [--ramdisk FILE]...
                              --output FILE [options]
@@ -57,12 +58,8 @@ export function rfc3339(ms: number): string {
   return iso.replace(/\.000Z$/, '+00:00').replace(/Z$/, '+00:00');
 }
 
-async function readOption(option: string, path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (e) {
-    throw new UsageError(`${option} ${path}: cannot read the file (${(e as { code?: string }).code ?? (e as Error).message})`);
-  }
+function readOption(option: string, path: string, limit: number, what: string): Promise<Uint8Array> {
+  return readInput(`${option} ${path}`, path, limit, what);
 }
 
 async function sourceOption(option: string, path: string) {
@@ -73,9 +70,8 @@ async function sourceOption(option: string, path: string) {
   }
 }
 
-async function jsonOption(option: string, path: string, max?: number): Promise<JsonValue> {
-  const bytes = await readOption(option, path);
-  if (max !== undefined && bytes.length > max) throw new UsageError(`${option} ${path}: ${bytes.length} bytes, more than the ${max} allowed`);
+async function jsonOption(option: string, path: string, max: number): Promise<JsonValue> {
+  const bytes = await readOption(option, path, max, `JSON of at most ${max} bytes`);
   try {
     return parseCustomMetadata(new TextDecoder().decode(bytes));
   } catch (e) {
@@ -120,8 +116,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
   let signing: EifSigning | undefined;
   if (values['signing-certificate'] !== undefined) {
     signing = {
-      certificatePem: await readOption('--signing-certificate', values['signing-certificate']),
-      privateKeyPem: new TextDecoder().decode(await readOption('--private-key', values['private-key']!)),
+      certificatePem: await readOption('--signing-certificate', values['signing-certificate'], INPUT_LIMITS.pem, 'a PEM certificate, a few KiB'),
+      privateKeyPem: new TextDecoder().decode(await readOption('--private-key', values['private-key']!, INPUT_LIMITS.pem, 'a PEM private key, a few KiB')),
     };
   }
   const metadata = {
@@ -134,7 +130,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       operatingSystem: values['image-os'] ?? 'Generic Linux',
       kernelVersion: values['image-kernel'] ?? 'Unknown',
     },
-    dockerInfo: values['docker-info'] === undefined ? null : await jsonOption('--docker-info', values['docker-info']),
+    dockerInfo: values['docker-info'] === undefined ? null : await jsonOption('--docker-info', values['docker-info'], INPUT_LIMITS.json),
     customMetadata: values.metadata === undefined ? null : await jsonOption('--metadata', values.metadata, MAX_CUSTOM_METADATA),
   };
   const kernel = await sourceOption('--kernel', kernelPath);
@@ -169,7 +165,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     await rm(tmp, { force: true });
     if (e instanceof EifBuildError) throw new UsageError(`--kernel/--ramdisk: ${e.message}`);
     const code = (e as { code?: string }).code;
-    if (typeof code === 'string' && code.startsWith('E')) throw new UsageError(`--output ${output}: cannot write the file (${code})`);
+    if (typeof code === 'string' && code.startsWith('E')) throw new UsageError(`--output ${output}: ${fileProblem(e, output, true)}`);
     throw e;
   }
   io.stdout.write(toPrettyJson(new Map([['Measurements', measurementsJson(built.pcrs)]])) + '\n');

@@ -2,7 +2,6 @@
  * `nsm-emulator ca`: make, inspect and embed test CA directories.
  * @module
  */
-import { writeFile } from 'node:fs/promises';
 import { createTestCa } from '../attestation/test-ca.js';
 import { DEFAULT_REGION } from '../attestation/chain-profile.js';
 import { SeededRandom } from '../device/random.js';
@@ -10,6 +9,7 @@ import { parseSeed } from '../device/boot.js';
 import { CaDirError, caManifest, caModuleSource, loadCaDir, writeCaDir } from '../node/ca-dir.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseTime, parseFlags } from './parse.js';
+import { writeOutput } from './files.js';
 
 const HELP = `Usage: nsm-emulator ca <init|show|embed> [options]
 
@@ -107,7 +107,7 @@ async function embed(args: string[], io: CliIo): Promise<number> {
   const { values } = parseFlags({ args, options: { dir: { type: 'string' }, out: { type: 'string' } }, strict: true });
   await load(values.dir, 'embed');
   const source = await caModuleSource(values.dir!);
-  if (values.out) await writeFile(values.out, source);
+  if (values.out) await writeOutput(`--out ${values.out}`, values.out, source);
   else io.stdout.write(source);
   return 0;
 }

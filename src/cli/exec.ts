@@ -19,6 +19,7 @@ import { buildSupervisor, probeSupervisor, supervisorCommand } from '../node/sup
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
+import { fileProblem } from './files.js';
 import { deviceFromFlags, eventLogLine, exchangeLogLine } from './serve.js';
 
 const HELP = `Usage: nsm-emulator exec [options] [--] PROGRAM [ARGS...]
@@ -100,7 +101,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     try {
       appendFileSync(log, '');
     } catch (e) {
-      return fail(`--log ${log}: ${(e as Error).message}`);
+      throw new UsageError(`--log ${log}: ${fileProblem(e, log, true)}`);
     }
   }
 

@@ -4,6 +4,7 @@
  */
 import { VERSION } from '../version.js';
 import { type CliCommand, type CliIo, UsageError, processIo } from './io.js';
+import { fileProblem } from './files.js';
 
 /** Command name -> module (loaded only when that command runs or help is printed). */
 const COMMANDS: Record<string, string> = {
@@ -65,10 +66,23 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   try {
     return await command.run(rest, io);
   } catch (e) {
-    if (e instanceof UsageError) {
-      io.stderr.write(`nsm-emulator ${name}: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
+    io.stderr.write(`nsm-emulator ${name}: ${oneLine(e)}\n`);
+    if (!(e instanceof UsageError) && process.env.NSM_EMULATOR_DEBUG) io.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    return 2;
   }
+}
+
+/**
+ * What a person is told when a command fails: the UsageError's message; for a file-system error
+ * no command anticipated, the path and the problem; for anything else, the error's own message
+ * (set NSM_EMULATOR_DEBUG=1 for the stack). Never more than one line.
+ */
+function oneLine(e: unknown): string {
+  if (e instanceof UsageError) return e.message.split('\n')[0]!;
+  const errno = e as NodeJS.ErrnoException;
+  if (typeof errno?.code === 'string' && typeof errno.path === 'string') {
+    return `${errno.path}: ${fileProblem(errno, errno.path, errno.syscall === 'open' || errno.syscall === 'mkdir' || errno.syscall === 'write')}`;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return `unexpected error: ${message.split('\n')[0]} (NSM_EMULATOR_DEBUG=1 shows where)`;
 }

@@ -2,7 +2,7 @@
  * `nsm-emulator pcr`: the PCR value one input produces, as `nitro-cli pcr` prints it.
  * @module
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { certificateDerFromPem } from '../eif/certificate.js';
 import { extendFromZero } from '../eif/hash.js';
 import { toPrettyJson } from '../eif/json-text.js';
@@ -11,6 +11,7 @@ import { parentInstancePcr, parentRolePcr } from '../eif/boot-profile.js';
 import { nodeSha384 } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { toHex, parseFlags } from './parse.js';
+import { INPUT_LIMITS, fileProblem, readInput } from './files.js';
 
 const HELP = `Usage: nsm-emulator pcr (--input FILE | --signing-certificate FILE | --parent-role ARN | --parent-id ID)
 
@@ -26,12 +27,15 @@ the input, the single extend of a zero register that Nitro uses.
 The first two print exactly what 'nitro-cli pcr' prints; the last two are this emulator's
 additions (PCR3 and PCR4 are not hashed first: the string itself is the extend data).`;
 
-async function readInput(option: string, path: string): Promise<Uint8Array> {
+/** SHA-384 of a file of any size, streamed: memory stays flat whatever the file holds. */
+async function hashFile(option: string, path: string): Promise<Uint8Array> {
+  const h = nodeSha384();
   try {
-    return new Uint8Array(await readFile(path));
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Uint8Array);
   } catch (e) {
-    throw new UsageError(`${option} ${path}: cannot read the file (${(e as { code?: string }).code ?? (e as Error).message})`);
+    throw new UsageError(`${option} ${path}: ${fileProblem(e, path)}`);
   }
+  return h.digest();
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
@@ -47,10 +51,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
   let value: Uint8Array;
   if (values.input !== undefined) {
     key = 'PCR';
-    value = extendFromZero(nodeSha384Digest(await readInput('--input', values.input)), nodeSha384);
+    value = extendFromZero(await hashFile('--input', values.input), nodeSha384);
   } else if (values['signing-certificate'] !== undefined) {
     const path = values['signing-certificate'];
-    const der = certificateDerFromPem(latin1Text(await readInput('--signing-certificate', path)));
+    const der = certificateDerFromPem(latin1Text(await readInput(`--signing-certificate ${path}`, path, INPUT_LIMITS.pem, 'a PEM certificate, a few KiB')));
     if (!der) throw new UsageError(`--signing-certificate ${path}: expected a PEM file holding an X.509 certificate ("-----BEGIN CERTIFICATE-----")`);
     key = 'PCR8';
     value = extendFromZero(nodeSha384Digest(der), nodeSha384);

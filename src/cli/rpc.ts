@@ -3,13 +3,13 @@
  * request per line. Tools outside this code rely on this interface: keep it stable.
  * @module
  */
-import { createInterface } from 'node:readline';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { NsmDevice } from '../device/nsm-device.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { jsonToRequest, responseToJson } from './json-codec.js';
 import { toHex, parseFlags } from './parse.js';
+import { INPUT_LIMITS } from './files.js';
 
 const HELP = `Usage: nsm-emulator rpc [options]
 
@@ -33,6 +33,8 @@ Answers: {"DescribePCR":{"lock":true,"data":"00..."}}, "LockPCR", {"Error":"Read
 Strings under data, user_data, nonce and public_key are hex; other strings are text. Any
 shape can be sent (the device answers malformed ones with an Error), so error paths can be
 tried from JSON too. A line that is not JSON gets a message on standard error and no answer.
+A line longer than ${INPUT_LIMITS.line} characters is not read into memory: it gets a message and
+no answer.
 
 Options:
   --json                JSON in and out instead of hex
@@ -41,14 +43,61 @@ ${BOOT_OPTIONS_HELP}
 
 const HEX_LINE = /^(?:[0-9a-fA-F]{2})*$/;
 
+/**
+ * Lines of a stream (LF or CRLF), each at most `max` bytes. A longer line is yielded as null as
+ * soon as it passes `max`, and the rest of it is discarded as it arrives, so memory stays
+ * bounded whatever the input.
+ */
+export async function* boundedLines(stream: AsyncIterable<unknown>, max: number): AsyncGenerator<string | null> {
+  const decoder = new TextDecoder();
+  let parts: Buffer[] = [];
+  let size = 0;
+  let skipping = false; // inside a line already reported as too long
+  const line = (last: Buffer): string => {
+    const whole = parts.length === 0 ? last : Buffer.concat([...parts, last]);
+    parts = [];
+    size = 0;
+    const end = whole.length > 0 && whole[whole.length - 1] === 0x0d ? whole.length - 1 : whole.length;
+    return decoder.decode(whole.subarray(0, end));
+  };
+  for await (const c of stream) {
+    const chunk = typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array);
+    let start = 0;
+    while (start <= chunk.length) {
+      const nl = chunk.indexOf(0x0a, start);
+      const piece = chunk.subarray(start, nl === -1 ? chunk.length : nl);
+      if (!skipping && size + piece.length > max) {
+        skipping = true;
+        parts = [];
+        size = 0;
+        yield null;
+      }
+      if (nl === -1) {
+        if (!skipping && piece.length > 0) {
+          parts.push(Buffer.from(piece));
+          size += piece.length;
+        }
+        break;
+      }
+      if (skipping) skipping = false;
+      else yield line(piece);
+      start = nl + 1;
+    }
+  }
+  if (size > 0) yield line(Buffer.alloc(0));
+}
+
 async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseFlags({ args, options: { ...BOOT_OPTION_SPEC, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
   const { json, ...boot } = parsed.values;
   const device = new NsmDevice(await deviceOptionsFromFlags(boot as BootFlags));
-  const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });
   let n = 0;
-  for await (const line of lines) {
+  for await (const line of boundedLines(io.stdin, INPUT_LIMITS.line)) {
     n++;
+    if (line === null) {
+      io.stderr.write(`nsm-emulator rpc: stdin line ${n}: longer than ${INPUT_LIMITS.line} characters (a request is at most 4096 bytes); skipped unread, no request sent\n`);
+      continue;
+    }
     let request: Uint8Array;
     if (json) {
       if (line.trim() === '') continue;

@@ -3,13 +3,13 @@
  * careful verifier of real AWS documents does, and name the rule that failed.
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { base64Decode } from '../x509/pem.js';
 import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
 import { AttestationVerifyError } from '../attestation/verify-error.js';
 import { TEST_ROOT_PEM } from '../attestation/default-attester.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseHex, parsePcr, parseTime, toHex, parseFlags } from './parse.js';
+import { INPUT_LIMITS, readInput } from './files.js';
 
 const HELP = `Usage: nsm-emulator verify DOC --root ROOT.pem [options]
 
@@ -53,24 +53,6 @@ function decodeDocument(file: string, raw: Uint8Array): Uint8Array {
   throw new UsageError(`${file}: expected an attestation document as raw CBOR (starting 84 or d2), hex or base64`);
 }
 
-async function readInput(path: string, io: CliIo): Promise<Uint8Array> {
-  if (path === '-') {
-    const chunks: Uint8Array[] = [];
-    for await (const c of io.stdin) chunks.push(typeof c === 'string' ? new TextEncoder().encode(c) : new Uint8Array(c as Uint8Array));
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let o = 0;
-    for (const c of chunks) {
-      out.set(c, o);
-      o += c.length;
-    }
-    return out;
-  }
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (e) {
-    throw new UsageError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const hexOrNull = (b: Uint8Array | null) => (b === null ? null : toHex(b));
@@ -138,9 +120,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
   if (values.root === undefined) throw new UsageError("--root FILE is required: the PEM root certificate to anchor at ('--root test' for the committed test root)");
   const docPath = positionals[0]!;
   const builtin = values.root === 'test';
-  const rootText = builtin ? TEST_ROOT_PEM : new TextDecoder().decode(await readInput(values.root, io));
+  const rootText = builtin ? TEST_ROOT_PEM : new TextDecoder().decode(await readInput(`--root ${values.root}`, values.root, INPUT_LIMITS.pem, 'a PEM certificate, a few KiB', io));
   if (!rootText.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--root ${values.root}: expected a PEM certificate (-----BEGIN CERTIFICATE-----)`);
-  const document = decodeDocument(docPath, await readInput(docPath, io));
+  const docLabel = docPath === '-' ? 'standard input' : docPath;
+  const document = decodeDocument(docLabel, await readInput(docLabel, docPath, INPUT_LIMITS.document, 'an attestation document: at most 16 KiB, 32 KiB as hex', io));
   const time = values.time === undefined ? undefined : values.time === 'doc' ? ('document' as const) : parseTime('--time', values.time);
   const expectedPcrs = new Map<number, Uint8Array>();
   for (const p of values['expect-pcr'] ?? []) {

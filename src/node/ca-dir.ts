@@ -9,7 +9,8 @@
  * @module
  */
 import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
+import { mkdir, writeFile, access } from 'node:fs/promises';
+import { InputTooLargeError, readFileBounded } from './bounded-read.js';
 import { isAbsolute, join } from 'node:path';
 import type { AttesterFactory } from '../device/attester.js';
 import { type CaAttesterOptions, caAttester } from '../attestation/ca-attester.js';
@@ -59,10 +60,14 @@ export class CaDirError extends Error {
   }
 }
 
+/** Largest file of a CA directory read (a PEM certificate or key, the manifest: a few KiB). */
+export const CA_FILE_MAX = 64 * 1024;
+
 async function readText(file: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    return new TextDecoder().decode(await readFileBounded(file, CA_FILE_MAX));
   } catch (e) {
+    if (e instanceof InputTooLargeError) throw new CaDirError(file, `${e.message} (expected a PEM or JSON file of a few KiB)`);
     const code = (e as NodeJS.ErrnoException).code;
     throw new CaDirError(file, code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(e)})`);
   }

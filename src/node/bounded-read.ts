@@ -1,0 +1,73 @@
+/**
+ * Reading files and streams with a size cap checked while reading (Node only): whatever the
+ * input is (a regular file, /dev/zero, a pipe, standard input), at most `limit + 1` bytes are
+ * ever held before the read stops with {@link InputTooLargeError}.
+ * @module
+ */
+import { open } from 'node:fs/promises';
+
+/** The input holds more than `limit` bytes; reading stopped there. */
+export class InputTooLargeError extends Error {
+  override readonly name = 'InputTooLargeError';
+  constructor(readonly limit: number) {
+    super(`more than ${formatSize(limit)}; stopped reading there`);
+  }
+}
+
+/** 1536 -> "1.5 KiB", 65536 -> "64 KiB". */
+export function formatSize(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1 && v % 1024 === 0) {
+    v /= 1024;
+    u++;
+  }
+  return `${v} ${units[u]}`;
+}
+
+const CHUNK = 64 * 1024;
+
+function join(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+/** A file's bytes, or {@link InputTooLargeError} once more than `limit` bytes were read. Errno errors pass through. */
+export async function readFileBounded(path: string, limit: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const want = Math.min(CHUNK, limit + 1 - total);
+      const buf = new Uint8Array(want);
+      const { bytesRead } = await fh.read(buf, 0, want, null);
+      if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > limit) throw new InputTooLargeError(limit);
+    }
+    return join(chunks, total);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A stream's bytes (strings as UTF-8), or {@link InputTooLargeError} once more than `limit` arrived. */
+export async function readStreamBounded(stream: AsyncIterable<unknown>, limit: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const c of stream) {
+    const bytes = typeof c === 'string' ? new TextEncoder().encode(c) : new Uint8Array(c as Uint8Array);
+    total += bytes.length;
+    if (total > limit) throw new InputTooLargeError(limit); // leaving the loop stops the stream
+    chunks.push(bytes);
+  }
+  return join(chunks, total);
+}
