@@ -2,7 +2,7 @@
 // measured by the peak RSS of a real child process fed /dev/zero; and every file-system failure,
 // reading or writing, is one line with exit 2 (never a stack trace).
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,7 +32,7 @@ function measure(args: string[], opts: { stdinFile?: string; runForMs?: number }
     let stderr = '';
     let peakKb = 0;
     let killed = false;
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const sample = () => {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
