@@ -112,8 +112,11 @@ describe('pcr', () => {
   });
   test('errors', async () => {
     expect((await runCli(['pcr'])).stderr).toBe('nsm-emulator pcr: give exactly one of --input, --signing-certificate, --parent-role, --parent-id\n');
-    const r = await runCli(['pcr', '--signing-certificate', vec('synthetic/kernel.bin')]);
-    expect([r.code, r.stderr]).toEqual([2, `nsm-emulator pcr: --signing-certificate ${vec('synthetic/kernel.bin')}: expected a PEM file holding an X.509 certificate ("-----BEGIN CERTIFICATE-----")\n`]);
+    const r = await runCli(['pcr', '--signing-certificate', vec('synthetic/ramdisk0.bin')]);
+    expect([r.code, r.stderr]).toEqual([2, `nsm-emulator pcr: --signing-certificate ${vec('synthetic/ramdisk0.bin')}: expected a PEM file holding an X.509 certificate ("-----BEGIN CERTIFICATE-----")\n`]);
+    // 70001 bytes: over the 64 KiB a PEM file may have, refused while reading.
+    const big = await runCli(['pcr', '--signing-certificate', vec('synthetic/kernel.bin')]);
+    expect([big.code, big.stderr]).toEqual([2, `nsm-emulator pcr: --signing-certificate ${vec('synthetic/kernel.bin')}: more than 64 KiB; stopped reading there (expected a PEM certificate, a few KiB)\n`]);
   });
 });
 
