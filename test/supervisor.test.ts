@@ -143,6 +143,23 @@ describe.skipIf(!probe.ok)('seccomp supervisor through exec', () => {
     expect(got.err).toBe("nsm-emulator exec: 'sh' never opened /dev/nsm: no client connected to the emulated NSM\n");
   });
 
+  it('nsm-emulator shim --supervisor prints the built supervisor, and --print-source its C source', async () => {
+    const saved = process.env['XDG_CACHE_HOME'];
+    process.env['XDG_CACHE_HOME'] = join(tmp.path, 'xdg');
+    try {
+      const t = liveIo('');
+      expect(await main(['shim', '--supervisor'], t.io)).toBe(0);
+      expect(t.out()).toMatch(new RegExp(`^${join(tmp.path, 'xdg', 'nsm-emulator')}/nsm-supervisor-[0-9a-f]{20}\\n$`));
+      expect((await runChild(t.out().trim(), ['--probe'])).code).toBe(0);
+      const src = liveIo('');
+      expect(await main(['shim', '--supervisor', '--print-source'], src.io)).toBe(0);
+      expect(src.out()).toBe(join(NATIVE_DIR, '..', '..', 'native', 'nsm-supervisor.c') + '\n');
+    } finally {
+      if (saved === undefined) delete process.env['XDG_CACHE_HOME'];
+      else process.env['XDG_CACHE_HOME'] = saved;
+    }
+  });
+
   it('refuses an unknown --route', async () => {
     const got = await execCli(['--route', 'ptrace', '--', 'true']);
     expect(got.code).toBe(2);
