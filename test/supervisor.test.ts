@@ -125,7 +125,7 @@ describe.skipIf(!probe.ok)('seccomp supervisor through exec', () => {
       expect(got.err).toBe('');
       expect(got.code).toBe(0);
       expect(got.out.trim().split('\n')).toEqual([...(await expectedAnswers(BOOT, requests)), 'close 0']);
-    });
+    }, 180_000); // a Go toolchain that compiles its standard library on first use takes a while
   }
 
   it('the shim route cannot reach a static program, and exec says so', async () => {

@@ -77,12 +77,15 @@ export function compileClient(dir: string, variant: 'dynamic' | 'static' | 'musl
   return out;
 }
 
+const builtGo = new Set<string>();
+
 /**
  * Builds test/native/nsm-client.go into `dir` as a static binary (CGO_ENABLED=0), offline: the
- * module proxy is off and the build cache lives in `dir`.
+ * module proxy is off and the build cache lives in `dir`. Built once per `dir`.
  */
 export function compileGoClient(dir: string): string {
   const out = join(dir, 'nsm-client-go');
+  if (builtGo.has(out)) return out;
   const env = {
     ...process.env,
     CGO_ENABLED: '0',
@@ -94,6 +97,7 @@ export function compileGoClient(dir: string): string {
   };
   const r = spawnSync('go', ['build', '-o', out, join(NATIVE_DIR, 'nsm-client.go')], { encoding: 'utf8', env, cwd: dir });
   if (r.status !== 0) throw new Error(`go build nsm-client.go failed:\n${r.stderr}`);
+  builtGo.add(out);
   return out;
 }
 
