@@ -108,6 +108,30 @@ describe.skipIf(!haveBrowser)('inspector page in Chromium', () => {
     await page.screenshot({ path: `${OUT}/broken-document.png`, fullPage: true });
   });
 
+  it('a root the user drops: the document is checked against it alone', async () => {
+    await openDoc(awsDoc);
+    // Drop the AWS root and the emulator document together, as a person dragging both files would.
+    const transfer = await page.evaluateHandle(
+      ([root, doc]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([root], 'root.pem', { type: 'application/x-pem-file' }));
+        dt.items.add(new File([new Uint8Array(doc)], 'doc.cbor'));
+        return dt;
+      },
+      [readFileSync('vectors/aws/aws-nitro-root-g1.pem', 'utf8'), [...emulatorDoc]] as const,
+    );
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: transfer });
+    await page.waitForFunction(() => document.querySelector('#verdict-text')?.textContent?.includes('chain.root'));
+    expect(await page.inputValue('#root')).toBe('custom');
+    expect(await page.getAttribute('#verdict', 'data-rule')).toBe('chain.root');
+    expect(await page.textContent('#verdict-checks')).toContain('the chosen root');
+    // The committed test root chosen through the file field: the emulator document is valid under it.
+    await page.setInputFiles('#root-file', { name: 'root.pem', mimeType: 'application/x-pem-file', buffer: Buffer.from(readFileSync('certs/root.pem')) });
+    await page.waitForSelector('#verdict[data-valid="true"]');
+    expect(await page.textContent('#verdict-text')).toContain('the chosen root');
+    await page.selectOption('#root', 'auto');
+  });
+
   it('expected PCRs from describe-eif JSON: matches and a mismatch highlighted', async () => {
     await openDoc(awsDoc);
     const measurements = { Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: awsFacts.pcrs['0'], PCR1: awsFacts.pcrs['1'], PCR2: 'ab'.repeat(48) } };

@@ -27,7 +27,7 @@ export function inspectorHtml(importMap: string): string {
   <section id="input" aria-labelledby="h-input">
     <h2 id="h-input">Document</h2>
     <div id="drop" class="drop">
-      Drop a document file here (raw CBOR, hex or base64), or
+      Drop a document file here (raw CBOR, hex or base64), with a root certificate to trust if you like, or
       <button type="button" id="choose">choose a file</button>
     </div>
     <input type="file" id="file" class="visually-hidden" tabindex="-1" aria-label="Document file">

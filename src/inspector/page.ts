@@ -20,7 +20,8 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, cls?: 
   return e;
 }
 
-const state: { bytes: Uint8Array | null; report: InspectReport | null; customRoot: Uint8Array | string | null } = {
+const state: { bytes: Uint8Array | null; report: InspectReport | null; customRoot: Uint8Array | string | null; turn: number } = {
+  turn: 0,
   bytes: null,
   report: null,
   customRoot: null,
@@ -199,8 +200,9 @@ async function open(input: Uint8Array | string): Promise<void> {
     document.body.dataset['ready'] = 'true';
     return;
   }
-  state.report = await inspect(state.bytes);
-  render(state.report);
+  const turn = ++state.turn;
+  const report = await inspect(state.bytes);
+  if (turn === state.turn) render((state.report = report)); // a later open or re-check wins
 }
 
 async function readFile(file: File): Promise<Uint8Array> {
@@ -272,6 +274,41 @@ async function compareDocuments(input: Uint8Array | string): Promise<void> {
   $('diff').hidden = false;
 }
 
+async function again(): Promise<void> {
+  if (!state.bytes) return;
+  const turn = ++state.turn;
+  const report = await inspect(state.bytes);
+  if (turn === state.turn) render((state.report = report));
+}
+
+/** A certificate (PEM text or DER, which starts 30; a document starts 84 or d2) to trust from now on. */
+function certificateInput(bytes: Uint8Array): string | Uint8Array | null {
+  if (bytes[0] === 0x30) return bytes;
+  const text = new TextDecoder().decode(bytes);
+  return text.includes('-----BEGIN CERTIFICATE-----') ? text : null;
+}
+
+/** Trusts `bytes` from now on; re-checks the open document unless another is about to open. */
+async function useRoot(bytes: Uint8Array, recheck = true): Promise<void> {
+  const cert = certificateInput(bytes);
+  if (cert === null) throw new Error('the root file is not a certificate (PEM or DER)');
+  state.customRoot = cert;
+  $<HTMLSelectElement>('root').value = 'custom';
+  if (recheck) await again();
+}
+
+/** Dropped files: certificates become the trusted root, then the document (if any) opens. */
+async function dropped(files: File[]): Promise<void> {
+  try {
+    const read = await Promise.all(files.map(readFile));
+    const doc = read.find((b) => certificateInput(b) === null);
+    for (const bytes of read) if (certificateInput(bytes) !== null) await useRoot(bytes, doc === undefined);
+    if (doc) await open(doc);
+  } catch (e) {
+    showError((e as Error).message);
+  }
+}
+
 function wire(): void {
   const drop = $('drop');
   const file = $<HTMLInputElement>('file');
@@ -284,25 +321,18 @@ function wire(): void {
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
-    void openFile(e.dataTransfer?.files[0]);
+    void dropped(Array.from(e.dataTransfer?.files ?? []));
   });
   file.addEventListener('change', () => void openFile(file.files?.[0]));
   $('inspect').addEventListener('click', () => void open($<HTMLTextAreaElement>('paste').value));
-  const again = () => {
-    if (state.bytes) void inspect(state.bytes).then((r) => render((state.report = r)));
-  };
-  $('root').addEventListener('change', again);
-  $('time').addEventListener('change', again);
+  $('root').addEventListener('change', () => void again());
+  $('time').addEventListener('change', () => void again());
   const rootFile = $<HTMLInputElement>('root-file');
   rootFile.addEventListener('change', async () => {
     const f = rootFile.files?.[0];
     if (!f) return;
     try {
-      const bytes = await readFile(f);
-      const text = new TextDecoder().decode(bytes);
-      state.customRoot = text.includes('-----BEGIN CERTIFICATE-----') ? text : bytes;
-      $<HTMLSelectElement>('root').value = 'custom';
-      again();
+      await useRoot(await readFile(f));
     } catch (e) {
       showError((e as Error).message);
     }
