@@ -190,6 +190,6 @@ describe('nsm-emulator inspect', () => {
     expect(cli.stderr()).toMatch(/^nsm-emulator inspect: vectors\/aws\/INDEX\.md: /);
     const big = await spawnCliLive(['inspect', '/dev/zero']);
     expect(await big.exit()).toBe(2);
-    expect(big.stderr()).toMatch(/\/dev\/zero: larger than 65536 bytes/);
+    expect(big.stderr()).toMatch(/\/dev\/zero: more than 64 KiB; stopped reading there/);
   });
 });

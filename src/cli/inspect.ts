@@ -3,12 +3,13 @@
  * given a document, print the address that opens it.
  * @module
  */
-import { open } from 'node:fs/promises';
 import { DocumentInputError, decodeDocumentInput } from '../attestation/document-input.js';
 import { InspectorServer, InspectorServerError } from '../node/inspector-server.js';
+import { INPUT_LIMITS, readInput } from './files.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
 import { isLoopback, parseListen } from './serve.js';
+import { stopSignal } from './stop-signal.js';
 
 const HELP = `Usage: nsm-emulator inspect [DOC] [--listen [HOST:]PORT]
 
@@ -27,49 +28,6 @@ DOC is a file (or - for standard input) holding a document as raw CBOR, hex or b
 Prints 'listening on http://HOST:PORT/' first, then 'open http://HOST:PORT/#doc=...' when DOC
 is given. Runs until Ctrl-C or SIGTERM (exit 0). Exit 2 for usage errors.`;
 
-/** A document is a few KiB (real ones about 4.5 KiB); this leaves room for any sane one. */
-const DOCUMENT_FILE_MAX = 64 * 1024;
-
-async function readBounded(path: string, io: CliIo): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const take = (c: Uint8Array) => {
-    total += c.length;
-    if (total > DOCUMENT_FILE_MAX) throw new UsageError(`${path}: larger than ${DOCUMENT_FILE_MAX} bytes; expected an attestation document`);
-    chunks.push(c);
-  };
-  if (path === '-') {
-    for await (const c of io.stdin) take(typeof c === 'string' ? new TextEncoder().encode(c) : new Uint8Array(c as Uint8Array));
-  } else {
-    let handle;
-    try {
-      handle = await open(path, 'r');
-    } catch (e) {
-      throw new UsageError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    try {
-      const buf = new Uint8Array(DOCUMENT_FILE_MAX + 1);
-      for (;;) {
-        const { bytesRead } = await handle.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        take(buf.slice(0, bytesRead));
-      }
-    } catch (e) {
-      if (e instanceof UsageError) throw e;
-      throw new UsageError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    } finally {
-      await handle.close();
-    }
-  }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
 async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseFlags({ args, options: { listen: { type: 'string' } }, strict: true, allowPositionals: true });
   if (parsed.positionals.length > 1) throw new UsageError(`expected at most one DOC, got ${parsed.positionals.length}`);
@@ -78,7 +36,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const file = parsed.positionals[0];
   if (file !== undefined) {
     try {
-      doc = decodeDocumentInput(await readBounded(file, io));
+      const label = file === '-' ? 'standard input' : file;
+      doc = decodeDocumentInput(await readInput(label, file, INPUT_LIMITS.document, 'an attestation document as raw CBOR, hex or base64', io));
     } catch (e) {
       if (e instanceof DocumentInputError) throw new UsageError(`${file}: ${e.message}`);
       throw e;
@@ -94,20 +53,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
     }
     throw e;
   }
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const signal = stopSignal();
   try {
     io.stdout.write(`listening on ${server.url}\n`);
     if (doc) io.stdout.write(`open ${server.urlFor(doc)}\n`);
     if (!isLoopback(where.host)) io.stderr.write(`nsm-emulator inspect: warning: ${server.url} is reachable from other machines\n`);
     io.stderr.write('nsm-emulator inspect: stop with Ctrl-C or SIGTERM\n');
-    await stopped;
+    await signal.stopped;
     return 0;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    signal.dispose();
     await server.close();
   }
 }

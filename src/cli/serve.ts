@@ -9,6 +9,7 @@ import { AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEv
 import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../node/server-limits.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { parseFlags } from './parse.js';
+import { stopSignal } from './stop-signal.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { requestToJson, responseToJson } from './json-codec.js';
 
@@ -136,11 +137,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     },
   });
 
-  // Stop on the first SIGINT/SIGTERM, including one arriving while still starting up.
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const signal = stopSignal();
   try {
     for (const [flag, endpoint] of endpoints) {
       let address: string;
@@ -159,11 +156,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
       io.stdout.write(address + '\n');
     }
     io.stderr.write(`nsm-emulator serve: module_id ${device.moduleId}; stop with Ctrl-C or SIGTERM\n`);
-    await stopped;
+    await signal.stopped;
     return 0;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    signal.dispose();
     await server.close();
   }
 }
