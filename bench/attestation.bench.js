@@ -53,13 +53,14 @@ async function documentsPerSecond(name, device, target, primitive = 'node:crypto
   });
 }
 
-async function coldStart(label, options) {
+async function coldStart(label, options, targetMedianMs = 10) {
   const starts = 40;
   const times = [];
-  await new NsmDevice(options).attestation(request); // load modules once; every start below is a new device
+  const make = typeof options === 'function' ? options : () => options;
+  await new NsmDevice(make()).attestation(request); // load modules once; every start below is a new device
   for (let i = 0; i < starts; i++) {
     const t0 = performance.now();
-    await new NsmDevice(options).attestation(request);
+    await new NsmDevice(make()).attestation(request);
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
@@ -79,8 +80,7 @@ async function coldStart(label, options) {
     ratio: opsPerSec / baselineOpsPerSec,
     unit: 'starts/s',
     medianMs,
-    targetMedianMs: 10,
-    pass: medianMs <= 10,
+    ...(targetMedianMs === null ? {} : { targetMedianMs, pass: medianMs <= targetMedianMs }),
   };
 }
 
@@ -97,8 +97,9 @@ export async function run() {
   rows.push(await documentsPerSecond('attestation documents (pure JS, @noble/curves)', pureJs));
   rows.push(await documentsPerSecond('attestation documents (pure JS, @noble/curves)', pureJs, undefined, '@noble/curves'));
   rows.push(await coldStart('', {}));
-  // The committed regional and zonal certificates last days; past them every device needs fresh
-  // ones (unseeded devices of one CA share those, as enclaves of one AWS region do).
-  rows.push(await coldStart(' (CA intermediates expired)', { clock: () => Date.now() + 60 * 86_400_000 }));
+  // Each device at a time 11 days from the last: none of the derived intermediates is cached, so
+  // every start also derives a regional, a zonal and an instance certificate.
+  let far = Date.now();
+  rows.push(await coldStart(' (no intermediates cached)', () => { far += 11 * 86_400_000; const t = far; return { clock: () => t }; }, null));
   return rows;
 }

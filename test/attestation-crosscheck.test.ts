@@ -121,22 +121,43 @@ describe.each(documents)('%s', (_name, make) => {
 });
 
 describe('the committed test CA in certs/', () => {
-  it('passes openssl verify: root -> regional -> zonal, at the zonal issuance time', () => {
+  it('has a key openssl reads as P-384 and that matches its certificate; nothing else is stored', () => {
     if (!needOpenssl()) return;
-    const zonal = new X509Certificate(require('node:fs').readFileSync('certs/zonal.pem'));
-    const at = String(Math.floor(Date.parse(zonal.validFrom) / 1000) + 60);
-    const r = openssl(['verify', '-x509_strict', '-attime', at, '-CAfile', 'certs/root.pem', '-untrusted', 'certs/regional.pem', 'certs/zonal.pem']);
-    expect(r.out).toContain('certs/zonal.pem: OK');
+    const key = openssl(['pkey', '-in', 'certs/root.key', '-pubout']);
+    expect(key.status).toBe(0);
+    const cert = openssl(['x509', '-in', 'certs/root.pem', '-noout', '-pubkey']);
+    expect(key.out).toBe(cert.out);
+    expect(openssl(['pkey', '-in', 'certs/root.key', '-noout', '-text']).out).toContain('NIST CURVE: P-384');
   });
 
-  it('has keys openssl reads as P-384 and that match their certificates', () => {
+  // From the root's first second to its last: openssl verifies every document's chain at the
+  // document time (and the CA levels under -x509_strict), and the leaf's dates sit inside it.
+  const times = [
+    Date.UTC(2019, 9, 28, 13, 28, 5),
+    Date.UTC(2019, 9, 28, 13, 29, 0),
+    Date.UTC(2019, 10, 2),
+    Date.UTC(2025, 0, 1),
+    Date.UTC(2038, 0, 19, 3, 14, 8),
+    Date.UTC(2049, 9, 20),
+    Date.UTC(2049, 9, 28, 13, 0, 0),
+    Date.UTC(2049, 9, 28, 14, 28, 4, 999), // the last instant before notAfter, which OpenSSL already counts as expired
+  ];
+  it.each(times.map((t) => [new Date(t).toISOString(), t] as const))('signs at %s, and openssl verifies the chain then', async (_iso, t) => {
     if (!needOpenssl()) return;
-    for (const level of ['root', 'regional', 'zonal']) {
-      const key = openssl(['pkey', '-in', `certs/${level}.key`, '-pubout']);
-      expect(key.status).toBe(0);
-      const cert = openssl(['x509', '-in', `certs/${level}.pem`, '-noout', '-pubkey']);
-      expect(key.out).toBe(cert.out);
-      expect(openssl(['pkey', '-in', `certs/${level}.key`, '-noout', '-text']).out).toContain('NIST CURVE: P-384');
-    }
+    const doc = await new NsmDevice({ seed: '0c', clock: () => t }).attestation();
+    const { leaf, bundle, timestamp } = open(doc);
+    expect(timestamp).toBe(t);
+    const dir = mkdtempSync(join(tmpdir(), 'nsm-xcheck-'));
+    writeFileSync(join(dir, 'bundle.pem'), bundle.slice(1, -1).map(pem).join(''));
+    writeFileSync(join(dir, 'instance.pem'), pem(bundle.at(-1)!));
+    writeFileSync(join(dir, 'leaf.pem'), pem(leaf));
+    writeFileSync(join(dir, 'all.pem'), bundle.slice(1).map(pem).join(''));
+    const at = String(Math.floor(t / 1000));
+    expect(Date.parse(new X509Certificate(leaf).validTo)).toBeGreaterThan(t);
+    const ca = openssl(['verify', '-x509_strict', '-attime', at, '-CAfile', 'certs/root.pem', '-untrusted', join(dir, 'bundle.pem'), join(dir, 'instance.pem')]);
+    expect(ca.out).toContain('instance.pem: OK');
+    const ok = openssl(['verify', '-attime', at, '-CAfile', 'certs/root.pem', '-untrusted', join(dir, 'all.pem'), join(dir, 'leaf.pem')]);
+    expect(ok.out).toContain('leaf.pem: OK');
+    expect(ok.status).toBe(0);
   });
 });

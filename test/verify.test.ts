@@ -16,6 +16,7 @@ import {
   type PayloadFields,
   type TestCa,
 } from '../src/attestation/index.js';
+import { intermediatesAt } from '../src/attestation/chain-schedule.js';
 import { type IssuedCert, leafName, instanceName, profileExtensions, zonalName } from '../src/attestation/chain-profile.js';
 import { nobleBackend, type P384Key } from '../src/attestation/p384.js';
 import { type CertExtension, assembleCertificate, encodeName, encodeTbs, extensions, keyIdentifier } from '../src/attestation/x509-build.js';
@@ -166,9 +167,10 @@ async function cert(
 
 let baseCa: TestCa | null = null;
 async function chain(tweak: { instance?: Parameters<typeof cert>[3]; leaf?: Parameters<typeof cert>[3]; extraCa?: boolean } = {}): Promise<Chain> {
-  baseCa ??= await createTestCa({ time: T - 86_400_000, rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([7]), 'ca'), crypto: 'noble' });
+  baseCa ??= await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([7]), 'ca'), crypto: 'noble' });
   const ca = baseCa;
-  const certs: IssuedCert[] = [ca.root, ca.regional!, ca.zonal!];
+  const { regional, zonal } = await intermediatesAt(ca, T);
+  const certs: IssuedCert[] = [ca.root, regional, zonal];
   if (tweak.extraCa) certs.push(await cert('zonal', zonalName('00000000000000ee', REGION), certs[2]!));
   const instance = await cert('instance', instanceName('i-0123456789abcdef0', REGION), certs.at(-1)!, tweak.instance);
   const leaf = await cert('leaf', leafName('i-0123456789abcdef0-enc0123456789abcdef', REGION), instance, tweak.leaf);
@@ -297,7 +299,7 @@ describe('hand-built documents', () => {
 
   it('anchors at the pinned root and never trusts cabundle[0] for being there', async () => {
     const c = await chain();
-    const other = await createTestCa({ time: T - 86_400_000, rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([8]), 'ca'), crypto: 'noble' });
+    const other = await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([8]), 'ca'), crypto: 'noble' });
     const doc = await sign(c, encodePayload(fields(c)));
     // Pinned: another root. cabundle[0] is this chain's root -> rejected.
     expect(await ruleOf(verifyAttestationDocument(doc, { root: other.root.der, time: T }))).toBe('chain.root');

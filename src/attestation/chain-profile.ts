@@ -213,12 +213,6 @@ export async function issueCertificate(req: IssueRequest & { readonly issuer: Is
   return finishDraft(draft, await backend.sign(draft.signingKey, draft.tbs), req.issuer);
 }
 
-/** Root notAfter: the same calendar instant 30 years later (AWS's Root-G1 spans 30 years). */
-export function rootNotAfter(notBefore: number): number {
-  const d = new Date(notBefore * 1000);
-  d.setUTCFullYear(d.getUTCFullYear() + 30);
-  return Math.floor(d.getTime() / 1000);
-}
 
 const MODULE_ID = /^(i-[0-9a-f]+)-enc([0-9a-f]{16})$/;
 

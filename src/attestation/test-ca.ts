@@ -1,30 +1,20 @@
 /**
  * A test certificate authority shaped like AWS's Nitro hierarchy.
  *
- * A {@link TestCa} holds the root (the certificate users pin) and optionally a regional and a
- * zonal certificate with their keys, used while they are valid. Instance and leaf certificates
- * are made per device by the attester (see chain-issuer.ts). Create one in memory with
- * {@link createTestCa}, or load one from PEM text with {@link testCaFromPem}.
+ * A {@link TestCa} is a root certificate (the one users pin) and its key. Everything below it
+ * is derived: the regional, zonal and instance certificates from the root key and the time
+ * (chain-schedule.ts), the leaf per device (chain-issuer.ts), so a CA never goes stale. By
+ * default the root has the validity of AWS's Root-G1, 2019-10-28T13:28:05Z to
+ * 2049-10-28T14:28:05Z (30 years and 1 hour). Create one in memory with {@link createTestCa},
+ * or load one from PEM text with {@link testCaFromPem}.
  * @module
  */
-import { bytesToHex } from '@noble/hashes/utils.js';
 import type { RandomSource } from '../device/random.js';
 import { systemRandom } from '../device/random.js';
 import { DerError } from '../x509/der.js';
 import { parseCertificate } from '../x509/certificate.js';
 import { pemDecode, pemEncode } from '../x509/pem.js';
-import {
-  type ChainLevel,
-  DEFAULT_REGION,
-  type IssuedCert,
-  LIFETIME_SECONDS,
-  RANDOM_SERIAL_BYTES,
-  TEST_ROOT_NAME,
-  issueCertificate,
-  regionalName,
-  rootNotAfter,
-  zonalName,
-} from './chain-profile.js';
+import { DEFAULT_REGION, type IssuedCert, RANDOM_SERIAL_BYTES, TEST_ROOT_NAME, issueCertificate } from './chain-profile.js';
 import { type P384BackendChoice, type P384Key, selectBackend } from './p384.js';
 import { decodePkcs8, encodePkcs8 } from './pkcs8.js';
 import { keyIdentifier } from './x509-build.js';
@@ -33,84 +23,54 @@ export interface TestCa {
   /** Region in the intermediate names (`us-east-1`). */
   readonly region: string;
   readonly root: IssuedCert;
-  /** Regional and zonal certificates kept with the CA; used while valid, replaced in memory after. */
-  readonly regional: IssuedCert | null;
-  readonly zonal: IssuedCert | null;
-  /**
-   * Regional and zonal certificates issued later under this root by unseeded devices, shared by
-   * all of them as one AWS region serves many enclaves. Seeded devices keep their own, so that
-   * their output depends only on their seed.
-   */
-  readonly shared?: SharedIntermediates;
 }
 
-/** The one mutable part of a CA: intermediates re-issued after the stored ones expired. */
-export interface SharedIntermediates {
-  regional: IssuedCert | null;
-  zonal: IssuedCert | null;
+/** AWS Nitro Enclaves Root-G1's notBefore, ms: the default start of a test root. */
+export const AWS_ROOT_G1_NOT_BEFORE = Date.UTC(2019, 9, 28, 13, 28, 5);
+/** AWS Nitro Enclaves Root-G1's notAfter, ms (30 years and 1 hour after its notBefore). */
+export const AWS_ROOT_G1_NOT_AFTER = Date.UTC(2049, 9, 28, 14, 28, 5);
+
+/** A root's notAfter for a chosen notBefore (ms): Root-G1's shape, 30 years and 1 hour later. */
+export function rootNotAfterFor(notBeforeMs: number): number {
+  const d = new Date(notBeforeMs);
+  d.setUTCFullYear(d.getUTCFullYear() + 30);
+  return d.getTime() + 3600_000;
 }
 
 export interface CreateTestCaOptions {
-  /** Issuance time of the regional and zonal certificates, ms (default now). */
-  readonly time?: number;
-  /** The root's notBefore, ms (default: `time`). */
+  /** The root's notBefore, ms (default AWS Root-G1's, 2019-10-28T13:28:05Z). */
   readonly rootNotBefore?: number;
+  /**
+   * The root's notAfter, ms (default: 30 years and 1 hour after `rootNotBefore`, as Root-G1;
+   * with neither given, 2049-10-28T14:28:05Z).
+   */
+  readonly rootNotAfter?: number;
   readonly region?: string;
-  /** Randomness for serials and ids, and for keys with the noble backend (default: system). */
+  /** Randomness for the serial, and for the key with the noble backend (default: system). */
   readonly random?: RandomSource;
   /** Signing backend (default `auto`: WebCrypto where available). */
   readonly crypto?: P384BackendChoice;
 }
 
-/** Makes a fresh root, regional and zonal (new keys, AWS's profile). */
+/** Makes a fresh root (new key, AWS's profile); intermediates are derived from it on use. */
 export async function createTestCa(options: CreateTestCaOptions = {}): Promise<TestCa> {
   const random = options.random ?? systemRandom;
   const backend = selectBackend(options.crypto ?? 'auto', random);
   const region = options.region ?? DEFAULT_REGION;
-  const now = Math.floor((options.time ?? Date.now()) / 1000);
-  const rootStart = Math.floor((options.rootNotBefore ?? now * 1000) / 1000);
-  if (rootStart > now) throw new RangeError('rootNotBefore is after the issuance time');
-  const [rootKey, regionalKey, zonalKey] = [await backend.generate(random), await backend.generate(random), await backend.generate(random)];
+  const startMs = options.rootNotBefore ?? AWS_ROOT_G1_NOT_BEFORE;
+  const endMs = options.rootNotAfter ?? rootNotAfterFor(startMs);
+  for (const [name, v] of [['rootNotBefore', startMs], ['rootNotAfter', endMs]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be milliseconds since 1970, got ${v}`);
+  }
+  const notBefore = Math.floor(startMs / 1000);
+  const notAfter = Math.floor(endMs / 1000);
+  if (notAfter <= notBefore) throw new RangeError(`rootNotAfter (${new Date(endMs).toISOString()}) must be after rootNotBefore (${new Date(startMs).toISOString()})`);
+  const key = await backend.generate(random);
   const root = await issueCertificate(
-    {
-      level: 'root',
-      name: TEST_ROOT_NAME,
-      key: rootKey,
-      issuer: null,
-      serial: random.bytes(RANDOM_SERIAL_BYTES.root),
-      notBefore: rootStart,
-      notAfter: rootNotAfter(rootStart),
-      region,
-    },
+    { level: 'root', name: TEST_ROOT_NAME, key, issuer: null, serial: random.bytes(RANDOM_SERIAL_BYTES.root), notBefore, notAfter, region },
     backend,
   );
-  const regional = await issueCertificate(
-    {
-      level: 'regional',
-      name: regionalName(bytesToHex(random.bytes(8)), region),
-      key: regionalKey,
-      issuer: root,
-      serial: random.bytes(RANDOM_SERIAL_BYTES.regional),
-      notBefore: now,
-      notAfter: Math.min(now + LIFETIME_SECONDS.regional, root.notAfter),
-      region,
-    },
-    backend,
-  );
-  const zonal = await issueCertificate(
-    {
-      level: 'zonal',
-      name: zonalName(bytesToHex(random.bytes(8)), region),
-      key: zonalKey,
-      issuer: regional,
-      serial: random.bytes(RANDOM_SERIAL_BYTES.zonal),
-      notBefore: now,
-      notAfter: Math.min(now + LIFETIME_SECONDS.zonal, root.notAfter),
-      region,
-    },
-    backend,
-  );
-  return { region, root, regional, zonal, shared: { regional: null, zonal: null } };
+  return { region, root };
 }
 
 /** One certificate with its private key, as PEM text. */
@@ -123,21 +83,13 @@ export interface PemPair {
 export interface TestCaPem {
   readonly region: string;
   readonly root: PemPair;
-  readonly regional?: PemPair | undefined;
-  readonly zonal?: PemPair | undefined;
 }
 
 /** A CA as PEM text (certificates and unencrypted PKCS#8 keys): the inverse of {@link testCaFromPem}. */
 export function testCaToPem(ca: TestCa): TestCaPem {
-  const pair = (c: IssuedCert): PemPair => ({
-    certificate: pemEncode('CERTIFICATE', c.der),
-    privateKey: pemEncode('PRIVATE KEY', encodePkcs8(c.key)),
-  });
   return {
     region: ca.region,
-    root: pair(ca.root),
-    regional: ca.regional ? pair(ca.regional) : undefined,
-    zonal: ca.zonal ? pair(ca.zonal) : undefined,
+    root: { certificate: pemEncode('CERTIFICATE', ca.root.der), privateKey: pemEncode('PRIVATE KEY', encodePkcs8(ca.root.key)) },
   };
 }
 
@@ -152,7 +104,7 @@ export class TestCaError extends Error {
   }
 }
 
-function loadPair(part: string, level: ChainLevel, pair: PemPair, issuer: IssuedCert | null): IssuedCert {
+function loadPair(part: string, level: 'root', pair: PemPair, issuer: IssuedCert | null): IssuedCert {
   let der: Uint8Array;
   let key: P384Key;
   try {
@@ -191,13 +143,9 @@ function loadPair(part: string, level: ChainLevel, pair: PemPair, issuer: Issued
 }
 
 /**
- * A CA from PEM text. Checks that every key matches its certificate and that each certificate
- * names the one above it as issuer (signatures are not re-verified here).
+ * A CA from PEM text. Checks that the key matches the certificate, that the certificate is
+ * self-issued and a CA (the signature is not re-verified here).
  */
 export function testCaFromPem(pem: TestCaPem): TestCa {
-  const root = loadPair('root', 'root', pem.root, null);
-  const regional = pem.regional ? loadPair('regional', 'regional', pem.regional, root) : null;
-  if (pem.zonal && !regional) throw new TestCaError('zonal certificate', 'needs the regional certificate that issued it');
-  const zonal = pem.zonal && regional ? loadPair('zonal', 'zonal', pem.zonal, regional) : null;
-  return { region: pem.region || DEFAULT_REGION, root, regional, zonal, shared: { regional: null, zonal: null } };
+  return { region: pem.region || DEFAULT_REGION, root: loadPair('root', 'root', pem.root, null) };
 }

@@ -2,7 +2,7 @@
  * `nsm-emulator ca`: make, inspect and embed test CA directories.
  * @module
  */
-import { createTestCa } from '../attestation/test-ca.js';
+import { AWS_ROOT_G1_NOT_AFTER, AWS_ROOT_G1_NOT_BEFORE, createTestCa, rootNotAfterFor } from '../attestation/test-ca.js';
 import { DEFAULT_REGION } from '../attestation/chain-profile.js';
 import { SeededRandom } from '../device/random.js';
 import { parseSeed } from '../device/boot.js';
@@ -14,18 +14,20 @@ import { writeOutput } from './files.js';
 const HELP = `Usage: nsm-emulator ca <init|show|embed> [options]
 
 Test certificate authorities shaped like AWS's Nitro chain
-(root -> regional -> zonal -> instance -> leaf, ECDSA P-384). TEST ONLY: the private keys
-are stored next to the certificates; never pin a test root where real AWS attestation is
-expected. Devices make the instance and leaf certificates themselves, and replace the
-regional and zonal ones in memory once the device clock passes their validity.
+(root -> regional -> zonal -> instance -> leaf, ECDSA P-384). TEST ONLY: the private key
+is stored next to the certificate; never pin a test root where real AWS attestation is
+expected. A CA is only its root: the regional, zonal and instance certificates are derived
+from the root key and the device clock (dated as AWS's are: regional 0.6-5 days before a
+document, zonal 3-20 hours, instance 6 minutes to 10 hours), the leaf is made per device,
+so any device clock inside the root's validity gets a valid document.
 
   nsm-emulator ca init --dir DIR [options]
-      Write a fresh CA: DIR/root.pem (the certificate to pin), DIR/root.key,
-      DIR/regional.pem, DIR/regional.key, DIR/zonal.pem, DIR/zonal.key (PKCS#8 PEM)
-      and DIR/manifest.json.
-      --time T              issuance time of the regional and zonal certificates
-                            (ISO 8601 or Unix seconds; default now)
-      --root-not-before T   start of the root's 30-year validity (default: --time)
+      Write a fresh CA: DIR/root.pem (the certificate to pin), DIR/root.key (PKCS#8 PEM)
+      and DIR/manifest.json. The root is valid as long as AWS's Root-G1 by default,
+      2019-10-28T13:28:05Z to 2049-10-28T14:28:05Z.
+      --root-not-before T   start of the root's validity (ISO 8601 or Unix seconds)
+      --root-not-after T    end of the root's validity (default: 30 years and 1 hour
+                            after --root-not-before, Root-G1's shape)
       --region NAME         region in the certificate names (default ${DEFAULT_REGION})
       --seed HEX            derive keys, serials and ids from HEX (reproducible CA)
       --force               replace an existing CA in DIR
@@ -46,8 +48,8 @@ async function init(args: string[], io: CliIo): Promise<number> {
     args,
     options: {
       dir: { type: 'string' },
-      time: { type: 'string' },
       'root-not-before': { type: 'string' },
+      'root-not-after': { type: 'string' },
       region: { type: 'string' },
       seed: { type: 'string' },
       force: { type: 'boolean' },
@@ -55,9 +57,14 @@ async function init(args: string[], io: CliIo): Promise<number> {
     strict: true,
   });
   if (!values.dir) throw new UsageError('ca init: --dir DIR is required (the directory to write the CA to)');
-  const time = values.time === undefined ? Date.now() : parseTime('--time', values.time);
-  const rootNotBefore = values['root-not-before'] === undefined ? time : parseTime('--root-not-before', values['root-not-before']);
-  if (rootNotBefore > time) throw new UsageError(`--root-not-before '${values['root-not-before']}' is after --time; the root must exist before it issues`);
+  const nbFlag = values['root-not-before'];
+  const naFlag = values['root-not-after'];
+  const rootNotBefore = nbFlag === undefined ? AWS_ROOT_G1_NOT_BEFORE : parseTime('--root-not-before', nbFlag);
+  const rootNotAfter =
+    naFlag !== undefined ? parseTime('--root-not-after', naFlag) : nbFlag === undefined ? AWS_ROOT_G1_NOT_AFTER : rootNotAfterFor(rootNotBefore);
+  if (Math.floor(rootNotAfter / 1000) <= Math.floor(rootNotBefore / 1000)) {
+    throw new UsageError(`--root-not-after '${naFlag}' is not after the root's notBefore (${new Date(rootNotBefore).toISOString()})`);
+  }
   const region = values.region ?? DEFAULT_REGION;
   if (!/^[a-z0-9-]+$/.test(region)) throw new UsageError(`--region '${region}': expected a region name like us-east-1`);
   let random;
@@ -68,7 +75,7 @@ async function init(args: string[], io: CliIo): Promise<number> {
       throw new UsageError(`--seed '${values.seed}': expected non-empty hex bytes`);
     }
   }
-  const ca = await createTestCa({ time, rootNotBefore, region, ...(random ? { random } : {}) });
+  const ca = await createTestCa({ rootNotBefore, rootNotAfter, region, ...(random ? { random } : {}) });
   let written: string[];
   try {
     written = await writeCaDir(values.dir, ca, { force: values.force === true });
@@ -76,7 +83,8 @@ async function init(args: string[], io: CliIo): Promise<number> {
     if (e instanceof CaDirError) throw new UsageError(e.message);
     throw e;
   }
-  io.stdout.write(`Wrote a TEST ONLY CA to ${values.dir}:\n${written.map((f) => `  ${f}`).join('\n')}\nPin ${values.dir}/root.pem in your verifier.\n`);
+  const valid = `valid ${new Date(ca.root.notBefore * 1000).toISOString()} to ${new Date(ca.root.notAfter * 1000).toISOString()}`;
+  io.stdout.write(`Wrote a TEST ONLY CA to ${values.dir} (root ${valid}):\n${written.map((f) => `  ${f}`).join('\n')}\nPin ${values.dir}/root.pem in your verifier.\n`);
   return 0;
 }
 
@@ -94,11 +102,9 @@ async function show(args: string[], io: CliIo): Promise<number> {
   const { values } = parseFlags({ args, options: { dir: { type: 'string' } }, strict: true });
   const m = caManifest(await load(values.dir, 'show'));
   const lines = [`TEST ONLY CA in ${values.dir} (region ${m.region})`];
-  for (const level of ['root', 'regional', 'zonal'] as const) {
-    const e = m[level];
-    if (!e) continue;
-    lines.push(`${level.padEnd(9)} ${e.subject}`, `          valid ${e.notBefore} to ${e.notAfter}`, `          DER SHA-256 ${e.sha256}`);
-  }
+  const e = m.root;
+  lines.push(`root      ${e.subject}`, `          valid ${e.notBefore} to ${e.notAfter}`, `          DER SHA-256 ${e.sha256}`);
+  lines.push('(regional, zonal and instance certificates are derived from the root as documents are signed)');
   io.stdout.write(lines.join('\n') + '\n');
   return 0;
 }

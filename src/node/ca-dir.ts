@@ -3,9 +3,11 @@
  * reads.
  *
  * A directory holds `manifest.json`, the root certificate `root.pem` (the one to pin) and its
- * key `root.key`, and the regional and zonal certificates and keys (`regional.pem`,
- * `regional.key`, `zonal.pem`, `zonal.key`). Keys are unencrypted PKCS#8 PEM: the directory is
- * TEST ONLY, anyone holding it can sign documents that chain to its root.
+ * key `root.key` (unencrypted PKCS#8 PEM: the directory is TEST ONLY, anyone holding it can sign
+ * documents that chain to its root). The certificates below the root are derived from it when
+ * documents are signed, so there is nothing else to store and nothing that expires early.
+ * Directories written by earlier versions also list `regional` and `zonal` entries: they are
+ * accepted and ignored (their files are not read).
  * @module
  */
 import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
@@ -28,8 +30,8 @@ export const CA_WARNING =
   'TEST ONLY. This is an nsm-emulator test CA; its private keys are in this directory. ' +
   'Never pin this root where real AWS Nitro attestation is expected.';
 
-type Level = 'root' | 'regional' | 'zonal';
-const LEVELS: readonly Level[] = ['root', 'regional', 'zonal'];
+type Level = 'root';
+const LEVELS: readonly Level[] = ['root'];
 
 interface ManifestEntry {
   certificate: string;
@@ -45,8 +47,6 @@ export interface CaManifest {
   warning: string;
   region: string;
   root: ManifestEntry;
-  regional?: ManifestEntry;
-  zonal?: ManifestEntry;
 }
 
 /** A problem with a CA directory: names the file and what was expected. */
@@ -99,15 +99,12 @@ export async function readCaDirPem(dir: string): Promise<TestCaPem> {
   const pairs: Partial<Record<Level, PemPair>> = {};
   for (const level of LEVELS) {
     const entry = manifest[level] as Partial<ManifestEntry> | undefined;
-    if (entry === undefined) {
-      if (level === 'root') throw new CaDirError(manifestPath, "field 'root' is missing (the root certificate and key)");
-      continue;
-    }
+    if (entry === undefined) throw new CaDirError(manifestPath, "field 'root' is missing (the root certificate and key)");
     const certificate = await readText(entryFile(dir, manifestPath, level, 'certificate', entry.certificate));
     const privateKey = await readText(entryFile(dir, manifestPath, level, 'privateKey', entry.privateKey));
     pairs[level] = { certificate, privateKey };
   }
-  return { region: manifest.region, root: pairs.root!, regional: pairs.regional, zonal: pairs.zonal };
+  return { region: manifest.region, root: pairs.root! };
 }
 
 /** Loads a CA directory, checking that every key belongs to its certificate. */
@@ -118,18 +115,14 @@ export async function loadCaDir(dir: string): Promise<TestCa> {
     ca = testCaFromPem(pem);
   } catch (e) {
     if (e instanceof TestCaError) {
-      const level = e.part.split(' ')[0] as Level;
-      const file = e.part.endsWith('private key') ? `${level}.key` : `${level}.pem`;
+      const file = e.part.endsWith('private key') ? 'root.key' : 'root.pem';
       throw new CaDirError(join(dir, file), e.message);
     }
     throw e;
   }
   // A PKCS#8 file states its public key; make sure the private scalar really produces it.
-  for (const level of LEVELS) {
-    const cert = ca[level];
-    if (cert && !sameBytes(P384Key.fromPrivate(cert.key.privateKey).publicKey, cert.key.publicKey)) {
-      throw new CaDirError(join(dir, `${level}.key`), 'the private key does not produce the public key stored with it');
-    }
+  if (!sameBytes(P384Key.fromPrivate(ca.root.key.privateKey).publicKey, ca.root.key.publicKey)) {
+    throw new CaDirError(join(dir, 'root.key'), 'the private key does not produce the public key stored with it');
   }
   return ca;
 }
@@ -208,10 +201,7 @@ function manifestEntry(level: Level, cert: IssuedCert): ManifestEntry {
 
 /** The manifest describing a CA. */
 export function caManifest(ca: TestCa): CaManifest {
-  const m: CaManifest = { format: CA_MANIFEST_FORMAT, warning: CA_WARNING, region: ca.region, root: manifestEntry('root', ca.root) };
-  if (ca.regional) m.regional = manifestEntry('regional', ca.regional);
-  if (ca.zonal) m.zonal = manifestEntry('zonal', ca.zonal);
-  return m;
+  return { format: CA_MANIFEST_FORMAT, warning: CA_WARNING, region: ca.region, root: manifestEntry('root', ca.root) };
 }
 
 /**
@@ -232,7 +222,6 @@ export async function writeCaDir(dir: string, ca: TestCa, options: { force?: boo
   const written: string[] = [];
   for (const level of LEVELS) {
     const pair = pem[level];
-    if (!pair) continue;
     for (const [name, text, mode] of [
       [`${level}.pem`, pair.certificate, 0o644],
       [`${level}.key`, pair.privateKey, 0o600],
@@ -254,7 +243,7 @@ export async function writeCaDir(dir: string, ca: TestCa, options: { force?: boo
 export async function caModuleSource(dir: string): Promise<string> {
   const pem = await readCaDirPem(dir);
   const lit = (s: string) => JSON.stringify(s);
-  const pair = (p: PemPair | undefined) => (p ? `{\n    certificate: ${lit(p.certificate)},\n    privateKey: ${lit(p.privateKey)},\n  }` : 'undefined');
+  const pair = (p: PemPair) => `{\n    certificate: ${lit(p.certificate)},\n    privateKey: ${lit(p.privateKey)},\n  }`;
   return `/**
  * The committed test CA (certs/), embedded so that the core can sign without reading files.
  * TEST ONLY: the private keys are public. Generated by \`nsm-emulator ca embed --dir certs --out
@@ -266,8 +255,6 @@ import type { TestCaPem } from './test-ca.js';
 export const COMMITTED_CA_PEM: TestCaPem = {
   region: ${lit(pem.region)},
   root: ${pair(pem.root)},
-  regional: ${pair(pem.regional)},
-  zonal: ${pair(pem.zonal)},
 };
 `;
 }

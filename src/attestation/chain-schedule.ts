@@ -1,0 +1,193 @@
+/**
+ * The intermediate certificates below a test root (regional, zonal, instance), derived from
+ * the root's private key and the time, so that they never go stale and look like AWS's.
+ *
+ * AWS rotates its intermediates well before they expire: across real documents the regional
+ * certificate in use started 0.6-5 days before the document, the zonal 3-20 hours, the
+ * instance certificate 6 minutes to 10 hours (and the leaf, issued when the enclave first
+ * asks, 3 seconds to 36 minutes). Here each level has an issuance schedule: slot k starts at
+ * `phase + k * period + jitter(k)`, with phase and jitter drawn from the root key (per parent
+ * instance for the instance level). The certificate of a level "in use" at time x is the one of
+ * the newest slot that started at least `lag` before x, and each certificate is signed by the
+ * certificate of the level above in use when it was issued. For a leaf issued at t this puts
+ * the instance certificate in [t - 10 h, t - 6 min), the zonal in [t - 20 h, t - 3 h) and the
+ * regional in [t - 5 d, t - 14.4 h).
+ *
+ * Everything about a certificate (key, serial, name, dates) is a function of the root key,
+ * the level, the slot number (and the instance id), as every enclave of an AWS region sees the
+ * same intermediates. Seeded devices sign them with RFC 6979 (noble), so their bytes are the
+ * same in every process; unseeded devices sign through their faster native backend, whose
+ * signatures are randomized, so only the signature bytes differ from process to process. A certificate's validity is its real lifetime, cut to its issuer's
+ * (never before its issuer's notBefore, never after its notAfter), as real CAs issue.
+ * @module
+ */
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha384 } from '@noble/hashes/sha2.js';
+import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
+import {
+  type ChainLevel,
+  type IssuedCert,
+  LIFETIME_SECONDS,
+  RANDOM_SERIAL_BYTES,
+  instanceName,
+  issueCertificate,
+  regionalName,
+  zonalName,
+} from './chain-profile.js';
+import { type P384Backend, P384Key, nobleBackend } from './p384.js';
+import type { TestCa } from './test-ca.js';
+
+const HOUR = 3600;
+
+type Level = Extract<ChainLevel, 'regional' | 'zonal' | 'instance'>;
+
+/**
+ * Per level: `lag` (a certificate is used from this long after its slot starts) and `span`
+ * (the longest gap between two slots: period + jitter, jitter = span / 4), in seconds. The lag
+ * of each level is counted from the issuance of the certificate below it.
+ */
+export const CHAIN_CADENCE: Record<Level, { readonly lag: number; readonly span: number }> = {
+  /** Instance: [6 min, 10 h) before the leaf. */
+  instance: { lag: 6 * 60, span: 10 * HOUR - 6 * 60 },
+  /** Zonal: [2.9 h, 10 h) before the instance certificate, so [3 h, 20 h) before the leaf. */
+  zonal: { lag: 2.9 * HOUR, span: 7.1 * HOUR },
+  /** Regional: [11.4 h, 100 h) before the zonal, so [14.4 h, 120 h) before the leaf. */
+  regional: { lag: 11.4 * HOUR, span: 88.6 * HOUR },
+};
+
+/** How many derived certificates a CA keeps in memory. */
+const CACHE_LIMIT = 256;
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** P-384 group order. */
+const N = 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n;
+
+function toBytes(n: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--, n >>= 8n) out[i] = Number(n & 0xffn);
+  return out;
+}
+
+function toBigInt(b: Uint8Array): bigint {
+  return BigInt('0x' + (bytesToHex(b) || '0'));
+}
+
+/** The derived intermediates of one CA (cached per CA object). */
+export class ChainSchedule {
+  private readonly master: Uint8Array;
+  private readonly cache = new Map<string, Promise<IssuedCert>>();
+
+  constructor(private readonly ca: TestCa) {
+    this.master = hmac(sha384, ca.root.key.privateKey, utf8('nsm-emulator intermediates v1'));
+  }
+
+  private derive(label: string, n = 48): Uint8Array {
+    const out: Uint8Array[] = [];
+    for (let i = 0; out.length * 48 < n; i++) out.push(hmac(sha384, this.master, utf8(`${label}#${i}`)));
+    return concatBytes(...out).slice(0, n);
+  }
+
+  private fraction(label: string): number {
+    const b = this.derive(label, 6);
+    return (b[0]! * 2 ** 40 + b[1]! * 2 ** 32 + ((b[2]! << 24) >>> 0) + (b[3]! << 16) + (b[4]! << 8) + b[5]!) / 2 ** 48;
+  }
+
+  /** Start (seconds) of slot k of a schedule. */
+  slotStart(schedule: string, span: number, k: number): number {
+    const period = Math.floor((span * 3) / 4);
+    const jitter = span - period;
+    const phase = Math.floor(this.fraction(`${schedule}/phase`) * period);
+    return phase + k * period + Math.floor(this.fraction(`${schedule}/${k}/jitter`) * jitter);
+  }
+
+  /** The newest slot of a schedule that started at or before `x` (seconds). */
+  latestSlot(schedule: string, span: number, x: number): number {
+    const period = Math.floor((span * 3) / 4);
+    const phase = Math.floor(this.fraction(`${schedule}/phase`) * period);
+    const k0 = Math.floor((x - phase) / period);
+    // Jitter is below one period, so slot k0 - 1 always started before x.
+    return this.slotStart(schedule, span, k0) <= x ? k0 : k0 - 1;
+  }
+
+  /** The regional certificate in use at `x` (seconds), signed through `backend`. */
+  regionalAt(x: number, backend: P384Backend): Promise<IssuedCert> {
+    const { lag, span } = CHAIN_CADENCE.regional;
+    const k = this.latestSlot('regional', span, x - lag);
+    return this.issue('regional', `regional/${k}`, this.slotStart('regional', span, k), backend, async () => this.ca.root);
+  }
+
+  /** The zonal certificate in use at `x` (seconds). */
+  zonalAt(x: number, backend: P384Backend): Promise<IssuedCert> {
+    const { lag, span } = CHAIN_CADENCE.zonal;
+    const k = this.latestSlot('zonal', span, x - lag);
+    const start = this.slotStart('zonal', span, k);
+    return this.issue('zonal', `zonal/${k}`, start, backend, () => this.regionalAt(start, backend));
+  }
+
+  /** The certificate of parent instance `instanceId` in use at `x` (seconds). */
+  instanceAt(instanceId: string, x: number, backend: P384Backend): Promise<IssuedCert> {
+    const { lag, span } = CHAIN_CADENCE.instance;
+    const schedule = `instance/${instanceId}`;
+    const k = this.latestSlot(schedule, span, x - lag);
+    const start = this.slotStart(schedule, span, k);
+    return this.issue('instance', `${schedule}/${k}`, start, backend, () => this.zonalAt(start, backend), instanceId);
+  }
+
+  private issue(
+    level: Level,
+    label: string,
+    start: number,
+    backend: P384Backend,
+    issuerOf: () => Promise<IssuedCert>,
+    instanceId = '',
+  ): Promise<IssuedCert> {
+    // Deterministic and randomized signers keep separate certificates, so a seeded device never
+    // picks up bytes an unseeded one signed.
+    const cacheKey = `${backend.deterministic ? 'rfc6979' : 'random'}:${label}`;
+    let p = this.cache.get(cacheKey);
+    if (p) return p;
+    p = (async () => {
+      const issuer = await issuerOf();
+      const region = this.ca.region;
+      const scalar = (toBigInt(this.derive(`${label}/key`, 64)) % (N - 1n)) + 1n;
+      const key = P384Key.fromPrivate(toBytes(scalar, 48));
+      const serial = this.derive(`${label}/serial`, RANDOM_SERIAL_BYTES[level]);
+      const id = bytesToHex(this.derive(`${label}/name`, 8));
+      const name = level === 'regional' ? regionalName(id, region) : level === 'zonal' ? zonalName(id, region) : instanceName(instanceId, region);
+      const notBefore = Math.max(start, issuer.notBefore);
+      const notAfter = Math.min(start + LIFETIME_SECONDS[level], issuer.notAfter);
+      return issueCertificate({ level, name, key, issuer, serial, notBefore, notAfter, region }, backend);
+    })();
+    this.cache.set(cacheKey, p);
+    p.catch(() => this.cache.delete(cacheKey));
+    if (this.cache.size > CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
+    return p;
+  }
+}
+
+const schedules = new WeakMap<TestCa, ChainSchedule>();
+
+/** The (shared, cached) schedule of a CA's intermediates. */
+export function chainSchedule(ca: TestCa): ChainSchedule {
+  let s = schedules.get(ca);
+  if (!s) {
+    s = new ChainSchedule(ca);
+    schedules.set(ca, s);
+  }
+  return s;
+}
+
+/**
+ * The regional, zonal and instance certificates that sign a leaf issued at `timeMs` for
+ * parent instance `instanceId`, as a device of this CA would use them.
+ */
+export async function intermediatesAt(
+  ca: TestCa,
+  timeMs: number,
+  instanceId = 'i-0123456789abcdef0',
+): Promise<{ regional: IssuedCert; zonal: IssuedCert; instance: IssuedCert }> {
+  const instance = await chainSchedule(ca).instanceAt(instanceId, Math.floor(timeMs / 1000), nobleBackend);
+  const zonal = instance.issuer!;
+  return { regional: zonal.issuer!, zonal, instance };
+}
