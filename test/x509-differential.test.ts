@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { intermediatesAt } from '../src/attestation/chain-schedule.js';
 import { SeededRandom } from '../src/index.js';
 import {
   AttestationVerifyError,
@@ -143,18 +144,19 @@ interface OurChain {
 }
 
 async function ourChain(): Promise<OurChain> {
-  const ca = await createTestCa({ time: T - 86_400_000, rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([17]), 'x509-diff'), crypto: 'noble' });
+  const ca = await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([17]), 'x509-diff'), crypto: 'noble' });
+  const { regional, zonal } = await intermediatesAt(ca, T);
   const random = new SeededRandom(new Uint8Array([18]), 'x509-diff');
   const common = { notBefore: S - 3600, notAfter: S + 3600, region: ca.region };
   const instance = await issueCertificate(
-    { ...common, level: 'instance', name: instanceName('i-0123456789abcdef0', ca.region), key: await nobleBackend.generate(random), issuer: ca.zonal!, serial: new Uint8Array(20).fill(0x5a) },
+    { ...common, level: 'instance', name: instanceName('i-0123456789abcdef0', ca.region), key: await nobleBackend.generate(random), issuer: zonal, serial: new Uint8Array(20).fill(0x5a) },
     nobleBackend,
   );
   const leaf = await issueCertificate(
     { ...common, level: 'leaf', name: leafName('i-0123456789abcdef0-enc0123456789abcdef', ca.region), key: await nobleBackend.generate(random), issuer: instance, serial: new Uint8Array(16).fill(0x11) },
     nobleBackend,
   );
-  return { certs: [ca.root, ca.regional!, ca.zonal!, instance, leaf] };
+  return { certs: [ca.root, regional, zonal, instance, leaf] };
 }
 
 const webcrypto = selectBackend('auto');
