@@ -5,7 +5,7 @@
 // below with its reason; where both accept, every field must read the same. Then each crafted
 // certificate of our chain is re-signed and put into a fully signed attestation document, which
 // `verify` must reject with the named rule (or accept, for the valid variants).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import { DerError } from '../src/x509/der.js';
 import { pemEncode } from '../src/x509/pem.js';
 import { type Crafted, TARGETED, buildCorpus, resign, targeted } from './helpers/x509-corpus.js';
 import { runCli } from './helpers/cli.js';
+import { OPENSSL_X509_ARGS, asOpensslPrints, opensslBlocks } from './helpers/openssl-x509.js';
 
 const PYTHON = '/usr/bin/python3';
 const T = Date.UTC(2026, 0, 3, 20, 41, 7, 402);
@@ -285,6 +286,54 @@ describe.skipIf(pythonReason !== null)('src/x509 against python cryptography', (
     expect(unexplained).toEqual([]);
     expect(KNOWN_DIFFERENCES.filter((k) => !used.has(k)).map((k) => k.reason)).toEqual([]);
   });
+});
+
+// ---- and against openssl x509, for the crafted certificates both readers accept -----------------
+
+const OPENSSL = process.env.OPENSSL ?? 'openssl';
+const opensslReason = spawnSync(OPENSSL, ['version']).status === 0 ? null : `'${OPENSSL}' was not found (.ci/run installs openssl)`;
+if (opensslReason) console.warn(`x509 differential: SKIPPED the openssl comparison: ${opensslReason}`);
+
+/** Kinds whose openssl printout holds more than asOpensslPrints models (the fields themselves are compared with python above). */
+const OPENSSL_PRINTS_MORE: Record<string, string> = {
+  'aki-issuer-and-serial': 'openssl also prints the DirName and serial',
+  'cdp-relative-name': 'openssl prints the relative name, which we check but do not keep',
+  'name-unknown-attribute-non-string': 'openssl prints non-string values in its own hex form',
+  'spki-algorithm-no-curve': 'openssl cannot load a key without a curve (-pubkey fails)',
+};
+
+function opensslPrint(der: Uint8Array): Promise<{ status: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(OPENSSL, OPENSSL_X509_ARGS, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.on('close', (status) => resolve({ status, out }));
+    child.stdin.end(der);
+  });
+}
+
+describe.skipIf(pythonReason !== null || opensslReason !== null)('src/x509 against openssl x509', () => {
+  it('prints the same fields for every targeted certificate of one real AWS chain and ours that both readers accept', async () => {
+    const picked = corpus.filter(
+      (c) => ['aws-doc10-regional', 'aws-doc10-leaf', 'ours-zonal', 'ours-leaf'].includes(c.base) && c.kind !== 'random' && !(c.kind in OPENSSL_PRINTS_MORE) && oursById.get(c.id)!.ok && theirs.get(c.id)!.ok,
+    );
+    console.log(`openssl x509 comparison: ${picked.length} certificates: ${[...new Set(picked.map((c) => c.kind))].join(" ")}`);
+    expect(picked.length).toBeGreaterThan(60);
+    const wrong: string[] = [];
+    for (let i = 0; i < picked.length; i += 4) {
+      await Promise.all(
+        picked.slice(i, i + 4).map(async (c) => {
+          const r = await opensslPrint(c.der);
+          const ours = opensslBlocks(asOpensslPrints(c.der));
+          const theirsText = opensslBlocks(r.out);
+          if (r.status !== 0 || JSON.stringify(ours) !== JSON.stringify(theirsText)) {
+            wrong.push(`${c.id}: ${ours.filter((b) => !theirsText.includes(b)).join(' | ').slice(0, 300)} <> ${theirsText.filter((b) => !ours.includes(b)).join(' | ').slice(0, 300)}`);
+          }
+        }),
+      );
+    }
+    expect(wrong).toEqual([]);
+  }, 60_000);
 });
 
 // ---- what we decide for each targeted kind, and what verify says about it ----------------------
