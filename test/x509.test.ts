@@ -26,7 +26,9 @@ import { parseCertificate } from '../src/x509/certificate.js';
 import { der, derOctetString, derOid, derSequence, derString } from '../src/x509/der-write.js';
 import { DerError, TAG } from '../src/x509/der.js';
 import { NAME_OIDS } from '../src/x509/oids.js';
-import { pemEncode } from '../src/x509/pem.js';
+import { pemDecode, pemEncode } from '../src/x509/pem.js';
+import { readEcPrivateKey, readPkcs8 } from '../src/x509/private-key.js';
+import { encodePkcs8 } from '../src/attestation/pkcs8.js';
 import { cons, encodeTree, oidBytes, parseTree, prim } from './helpers/der-tree.js';
 import { OPENSSL_X509_ARGS, asOpensslPrints, opensslBlocks } from './helpers/openssl-x509.js';
 
@@ -222,6 +224,60 @@ describe('robustness', () => {
       const tree = parseTree(chain[4]!.der);
       tree.kids![0]!.kids![5]!.kids!.at(-1)!.kids![0]!.kids![1] = prim(tag, [...bytes]);
       expect(() => parseCertificate(encodeTree(tree))).toThrow(DerError);
+    }
+  });
+});
+
+function errorName(f: () => unknown): string {
+  try {
+    f();
+    return 'none';
+  } catch (e) {
+    return (e as Error).name;
+  }
+}
+
+// ---- private keys: as strict as certificates ---------------------------------------------------
+
+describe('private keys', () => {
+  it('reads openssl-made PKCS#8 and SEC1 keys, and refuses extra, missing or reordered fields', () => {
+    const keys: Uint8Array[] = [];
+    if (!opensslReason) {
+      const pkcs8 = spawnSync(OPENSSL, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'], { encoding: 'utf8' });
+      const sec1Der = spawnSync(OPENSSL, ['ecparam', '-name', 'secp384r1', '-genkey', '-noout', '-outform', 'DER']);
+      expect([pkcs8.status, sec1Der.status]).toEqual([0, 0]);
+      keys.push(pemDecode(pkcs8.stdout, 'PRIVATE KEY'), new Uint8Array(sec1Der.stdout));
+      const p8 = readPkcs8(keys[0]!);
+      expect(p8.curve).toBe('1.3.132.0.34');
+      expect(readEcPrivateKey(p8.privateKey).secret).toHaveLength(48);
+      const sec1 = readEcPrivateKey(keys[1]!);
+      expect(sec1.curve).toBe('1.3.132.0.34');
+      expect(sec1.publicKey).toHaveLength(97);
+    }
+    const p8 = encodePkcs8(chain[4]!.key);
+    expect(readPkcs8(p8).curve).toBe('1.3.132.0.34');
+    type Tree = ReturnType<typeof parseTree>;
+    const variants: Record<string, (t: Tree) => unknown> = {
+      'trailing element': (t) => t.kids!.push(prim(0x05, [])),
+      'version 2': (t) => (t.kids![0] = prim(0x02, [2])),
+      'algorithm with three elements': (t) => t.kids![1]!.kids!.push(prim(0x05, []), prim(0x05, [])),
+      'privateKey missing': (t) => t.kids!.splice(2, 1),
+    };
+    for (const [what, change] of Object.entries(variants)) {
+      const t = parseTree(p8);
+      change(t);
+      expect({ what, error: errorName(() => readPkcs8(encodeTree(t))) }).toEqual({ what, error: 'DerError' });
+    }
+    const inner = parseTree(readPkcs8(p8).privateKey);
+    const ecVariants = {
+      'version 2': (t: typeof inner) => (t.kids![0] = prim(0x02, [2])),
+      'publicKey before parameters': (t: typeof inner) => t.kids!.push(cons(0xa0, prim(0x06, oidBytes('1.3.132.0.34')))),
+      'trailing element': (t: typeof inner) => t.kids!.push(prim(0x05, [])),
+    };
+    for (const [what, change] of Object.entries(ecVariants)) {
+      const t = structuredClone(inner);
+      change(t);
+      expect({ what, error: errorName(() => readEcPrivateKey(encodeTree(t))) }).toEqual({ what, error: 'DerError' });
     }
   });
 });
