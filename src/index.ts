@@ -5,6 +5,10 @@
  */
 export { NsmDevice, type NsmDeviceOptions } from './device/nsm-device.js';
 export type { Nsm, AttestationOptions, PcrDescription } from './device/nsm.js';
+export {
+  FaultPlan, NsmDeviceGoneError, FaultSyntaxError, parseFault, FAULT_REQUESTS, FAULT_ERROR_CODES, FAULT_DELAY_MAX_MS,
+  type NsmFault, type FaultEffect, type FaultEvent, type FaultDecision, type FaultErrorCode,
+} from './device/faults.js';
 export { type BootMode, SYNTHETIC_IMAGE_CMDLINE, syntheticImageSections, syntheticImagePcrs } from './device/enclave-boot.js';
 export { NsmError, ERROR_CODES, errorCodeNumber, type ErrorCode } from './device/error-code.js';
 export { PcrBank, extendDigest, type PcrValue } from './device/pcr-bank.js';

@@ -7,6 +7,8 @@ import { base64Encode } from '../x509/pem.js';
 import { ATTESTATION_FIELD_MAX } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, REQUEST_MAX_SIZE } from '../device/limits.js';
 import { NsmDevice } from '../device/nsm-device.js';
+import { NsmError } from '../device/error-code.js';
+import { NsmDeviceGoneError } from '../device/faults.js';
 import { CaDirError, attesterFromCaDir, nodeAttester } from '../node/ca-dir.js';
 import { encodeRequest } from '../wire/encode-request.js';
 import { decodeResponse } from '../wire/decode-response.js';
@@ -80,7 +82,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     publicKey: await field('--public-key', publicKeyFlag),
   };
 
-  const options = await deviceOptionsFromFlags(boot as BootFlags);
+  const options = await deviceOptionsFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator attest: ${line}\n`));
   let attester;
   try {
     attester = ca === undefined ? nodeAttester(undefined, { payloadMap }) : await attesterFromCaDir(ca, { payloadMap });
@@ -89,13 +91,19 @@ async function run(args: string[], io: CliIo): Promise<number> {
     throw e;
   }
   const device = new NsmDevice({ ...options, attester });
-  for (const p of boot.pcr ?? []) {
-    const [index] = parsePcr('--pcr', p);
-    if (index >= BOOT_LOCKED_PCRS && !(await device.describePcr(index)).lock) await device.lockPcr(index);
+  let response;
+  try {
+    for (const p of boot.pcr ?? []) {
+      const [index] = parsePcr('--pcr', p);
+      if (index >= BOOT_LOCKED_PCRS && !(await device.describePcr(index)).lock) await device.lockPcr(index);
+    }
+    // Through the wire format, so the request size limit applies exactly as on a real enclave.
+    response = decodeResponse(await device.handleRaw(encodeRequest(request)));
+  } catch (e) {
+    if (!(e instanceof NsmError)) throw e;
+    io.stderr.write(`nsm-emulator attest: ${e instanceof NsmDeviceGoneError ? e.message : `locking the --pcr values failed: ${e.code}`}\n`);
+    return 1;
   }
-
-  // Through the wire format, so the request size limit applies exactly as on a real enclave.
-  const response = decodeResponse(await device.handleRaw(encodeRequest(request)));
   if (response.type !== 'Attestation') {
     const what = response.type === 'Error' ? response.code : `an unexpected ${response.type} response`;
     io.stderr.write(`nsm-emulator attest: the device answered ${what}\n`);

@@ -4,6 +4,7 @@
  * @module
  */
 import type { NsmDeviceOptions } from '../device/nsm-device.js';
+import { FaultSyntaxError, type NsmFault, parseFault } from '../device/faults.js';
 import { parsePcr, parseTime } from './parse.js';
 import { UsageError } from './io.js';
 
@@ -19,6 +20,7 @@ export const BOOT_OPTION_SPEC = {
   'parent-role': { type: 'string' },
   debug: { type: 'boolean' },
   bare: { type: 'boolean' },
+  fault: { type: 'string', multiple: true },
 } as const;
 
 export const BOOT_OPTIONS_HELP = `Boot options (how the emulated NSM is powered on). By default it boots as a production
@@ -40,7 +42,23 @@ module_id prefix), PCR3 and PCR8 zero, PCRs 0-15 locked.
   --debug               debug-mode enclave: PCR0, PCR1, PCR2 and PCR8 read as zero; PCR3 and
                         PCR4 are kept
   --bare                every PCR zero at power-on, like QEMU's plain virtio-nsm device
-                        (only --pcr values are set; not with --eif, --parent-*, --debug)`;
+                        (only --pcr values are set; not with --eif, --parent-*, --debug)
+
+Fault injection (for testing how a program copes with a failing NSM; each hit is reported
+on standard error):
+  --fault REQUEST=EFFECT[:WHEN][@K]   (repeatable; checked in order)
+      REQUEST  DescribePCR, ExtendPCR, LockPCR, LockPCRs, DescribeNSM, GetRandom, Attestation,
+               or * for every request
+      EFFECT   an error code the device sends (InternalError, InvalidIndex, ReadOnlyIndex,
+               InvalidOperation, InputTooLarge): answered instead, the request is not executed;
+               delay-MS: executed MS milliseconds late (up to 120000);
+               disappear: the device is gone from then on (connections close; /dev/nsm
+               clients get EIO)
+      WHEN     N: the next N such requests (default 1); always; P% or 0.P: each with that
+               probability (reproducible with --seed)
+      @K       start at the K-th such request (default @1)
+      e.g. --fault Attestation=InternalError:1  --fault GetRandom=delay-200:always
+           --fault 'ExtendPCR=InternalError:25%'  --fault 'DescribeNSM=disappear@3'`;
 
 export interface BootFlags {
   'module-id'?: string;
@@ -53,10 +71,26 @@ export interface BootFlags {
   'parent-role'?: string;
   debug?: boolean;
   bare?: boolean;
+  fault?: string[];
 }
 
-/** Builds device options from boot flags (reads the EIF and CA files they name). */
-export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDeviceOptions> {
+/** Reads `--fault` values; a bad one is a UsageError naming it. */
+export function faultsFromFlags(values: readonly string[]): NsmFault[] {
+  return values.map((v) => {
+    try {
+      return parseFault(v);
+    } catch (e) {
+      if (e instanceof FaultSyntaxError) throw new UsageError(`--fault ${e.message}`);
+      throw e;
+    }
+  });
+}
+
+/**
+ * Builds device options from boot flags (reads the EIF and CA files they name). `report` is
+ * given one line (without a newline) each time a `--fault` hits a request.
+ */
+export async function deviceOptionsFromFlags(flags: BootFlags, report?: (line: string) => void): Promise<NsmDeviceOptions> {
   const pcrs = new Map<number, Uint8Array>();
   let instanceId: string | undefined;
   let boot: NsmDeviceOptions['boot'] = flags.bare ? 'bare' : 'enclave';
@@ -97,6 +131,11 @@ export async function deviceOptionsFromFlags(flags: BootFlags): Promise<NsmDevic
   if (flags.time !== undefined) {
     const t = parseTime('--time', flags.time);
     options.clock = () => t;
+  }
+  if (flags.fault !== undefined && flags.fault.length > 0) {
+    const texts = flags.fault;
+    options.faults = faultsFromFlags(texts);
+    options.onFault = (e) => report?.(`fault injected (--fault ${texts[e.index]}): ${e.message}`);
   }
   // The CLI signs through node:crypto (noble when seeded, for RFC 6979 determinism).
   const { attesterFromCaDir, nodeAttester, CaDirError } = await import('../node/ca-dir.js');

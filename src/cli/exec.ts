@@ -87,7 +87,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   let device: NsmDevice;
   try {
-    device = await deviceFromFlags(boot as BootFlags);
+    device = await deviceFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator exec: ${line}\n`));
   } catch (e) {
     if (e instanceof UsageError) throw e;
     return fail(`cannot boot the device: ${(e as Error).message}`);

@@ -5,6 +5,7 @@
  */
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { NsmDevice } from '../device/nsm-device.js';
+import { NsmDeviceGoneError } from '../device/faults.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { jsonToRequest, responseToJson } from './json-codec.js';
@@ -14,7 +15,8 @@ import { INPUT_LIMITS } from './files.js';
 const HELP = `Usage: nsm-emulator rpc [options]
 
 Runs one emulated NSM and answers requests read from standard input, one per line, in order.
-Device state (PCRs, locks) persists from line to line; the command exits 0 at end of input.
+Device state (PCRs, locks) persists from line to line; the command exits 0 at end of input
+(1 if a --fault made the device disappear: it stops there, without answering that line).
 
 Hex mode (default): each line is one raw CBOR request in hex (whitespace inside a line is
 ignored, blank lines are skipped); each answer is one line of lowercase hex holding the raw
@@ -90,7 +92,7 @@ export async function* boundedLines(stream: AsyncIterable<unknown>, max: number)
 async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseFlags({ args, options: { ...BOOT_OPTION_SPEC, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
   const { json, ...boot } = parsed.values;
-  const device = new NsmDevice(await deviceOptionsFromFlags(boot as BootFlags));
+  const device = new NsmDevice(await deviceOptionsFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator rpc: ${line}\n`)));
   let n = 0;
   for await (const line of boundedLines(io.stdin, INPUT_LIMITS.line)) {
     n++;
@@ -116,7 +118,15 @@ async function run(args: string[], io: CliIo): Promise<number> {
       }
       request = hexToBytes(hex);
     }
-    const response = await device.handleRaw(request);
+    let response: Uint8Array;
+    try {
+      response = await device.handleRaw(request);
+    } catch (e) {
+      if (!(e instanceof NsmDeviceGoneError)) throw e;
+      // Like a server closing the connection: no answer, no more input read, exit 1.
+      io.stderr.write(`nsm-emulator rpc: stdin line ${n}: ${e.message}; no answer, exiting\n`);
+      return 1;
+    }
     io.stdout.write((json ? JSON.stringify(responseToJson(response)) : toHex(response)) + '\n');
   }
   return 0;

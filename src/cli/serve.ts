@@ -88,8 +88,8 @@ export function eventLogLine(e: NsmServerEvent): string {
 }
 
 /** Builds the device from boot flags; failures other than usage errors are reported plainly. */
-export async function deviceFromFlags(boot: BootFlags): Promise<NsmDevice> {
-  return new NsmDevice(await deviceOptionsFromFlags(boot));
+export async function deviceFromFlags(boot: BootFlags, report?: (line: string) => void): Promise<NsmDevice> {
+  return new NsmDevice(await deviceOptionsFromFlags(boot, report));
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
@@ -120,7 +120,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   let device: NsmDevice;
   try {
-    device = await deviceFromFlags(boot as BootFlags);
+    device = await deviceFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator serve: ${line}\n`));
   } catch (e) {
     if (e instanceof UsageError) throw e;
     io.stderr.write(`nsm-emulator serve: cannot boot the device: ${(e as Error).message}\n`);

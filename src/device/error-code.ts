@@ -28,7 +28,7 @@ export function errorCodeNumber(code: ErrorCode): number {
 
 /** Thrown by the typed device API when the device answers `{"Error": code}`. */
 export class NsmError extends Error {
-  override readonly name = 'NsmError';
+  override readonly name: string = 'NsmError';
   constructor(readonly code: ErrorCode) {
     super(`NSM error: ${code}`);
   }

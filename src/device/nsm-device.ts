@@ -19,6 +19,7 @@ import { decodeRequest } from '../wire/decode-request.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import type { NsmDescription, NsmRequest, NsmResponse } from '../wire/messages.js';
 import type { AttestationOptions, Nsm, PcrDescription } from './nsm.js';
+import { type FaultEvent, FaultPlan, type NsmFault, NsmDeviceGoneError } from './faults.js';
 
 export interface NsmDeviceOptions {
   /**
@@ -47,6 +48,14 @@ export interface NsmDeviceOptions {
   readonly clock?: () => number;
   /** Makes the attester (default: the committed test CA). */
   readonly attester?: AttesterFactory;
+  /**
+   * Injected faults, checked in order for every well-formed request: error answers, delays, or
+   * the device disappearing (see faults.ts). Rewound by {@link NsmDevice.reset}; not part of
+   * {@link NsmDevice.bootOptions} or snapshots.
+   */
+  readonly faults?: readonly NsmFault[];
+  /** Told each time a fault hits a request (so a person can be told why a request failed). */
+  readonly onFault?: (event: FaultEvent) => void;
 }
 
 
@@ -87,6 +96,8 @@ export class NsmDevice implements Nsm {
   private tail: Promise<unknown> = Promise.resolve();
   /** Counts resets; a request queued before a reset is dropped instead of run after it. */
   private epoch = 0;
+  private readonly faults: FaultPlan | null;
+  private gone = false;
 
   /**
    * Powers on a device: boot PCR values set, PCRs 0-15 locked, 16-31 unlocked.
@@ -132,6 +143,7 @@ export class NsmDevice implements Nsm {
     for (const [i, v] of normalizeBootPcrs(options.pcrs)) pcrs.set(i, v);
     this.bootPcrs = pcrs;
     this.bank.boot(this.bootPcrs);
+    this.faults = options.faults === undefined || options.faults.length === 0 ? null : new FaultPlan(options.faults, this.seed, options.onFault);
   }
 
   private stream(label: string): RandomSource {
@@ -149,10 +161,13 @@ export class NsmDevice implements Nsm {
   /**
    * Back to the boot state: boot PCR values, 0-15 locked, seeded streams rewound, attester
    * remade. Like a power cycle, it drops requests still waiting their turn: they are answered
-   * `InternalError` and have no effect. One already being signed completes as it was.
+   * `InternalError` and have no effect. One already being signed completes as it was. A device
+   * that disappeared (an injected fault) is back, with its faults rewound.
    */
   reset(): void {
     this.epoch++;
+    this.gone = false;
+    this.faults?.reset();
     this.bank.boot(this.bootPcrs);
     for (const s of this.streams) s.position = 0;
     this.attester = null;
@@ -160,18 +175,49 @@ export class NsmDevice implements Nsm {
 
   // ---- the two ways in ----------------------------------------------------------------------
 
-  /** Executes a typed request. Never rejects: failures are `{type: 'Error'}` responses. */
-  request(req: NsmRequest): Promise<NsmResponse> {
-    return this.serialize(() => this.execute(req), () => error('InternalError'));
+  /** True once an injected fault made the device disappear (until {@link NsmDevice.reset}). */
+  get disappeared(): boolean {
+    return this.gone;
   }
 
-  /** Executes one raw CBOR request and returns the raw CBOR response. Never rejects. */
+  /**
+   * Executes a typed request. Failures are `{type: 'Error'}` responses; the promise rejects only
+   * with {@link NsmDeviceGoneError}, once an injected fault made the device disappear.
+   */
+  request(req: NsmRequest): Promise<NsmResponse> {
+    return this.serialize(() => this.run(req), () => error('InternalError'));
+  }
+
+  /**
+   * Executes one raw CBOR request and returns the raw CBOR response. Rejects only with
+   * {@link NsmDeviceGoneError}, once an injected fault made the device disappear.
+   */
   handleRaw(bytes: Uint8Array): Promise<Uint8Array> {
     return this.serialize(() => {
+      if (this.gone) throw new NsmDeviceGoneError();
       const decoded = decodeRequest(bytes);
-      const r = decoded.ok ? this.execute(decoded.request) : error(decoded.error);
+      const r = decoded.ok ? this.run(decoded.request) : error(decoded.error);
       return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
     }, () => encodeResponse(error('InternalError')));
+  }
+
+  /** A request as the device runs it, after any injected fault has had its say. */
+  private run(req: NsmRequest): NsmResponse | Promise<NsmResponse> {
+    if (this.gone) throw new NsmDeviceGoneError();
+    const decision = this.faults?.decide(req.type) ?? null;
+    if (decision === null) return this.execute(req);
+    const epoch = this.epoch;
+    const act = (): NsmResponse | Promise<NsmResponse> => {
+      // A reset during the delay drops the request, as it drops every request still waiting.
+      if (epoch !== this.epoch) return error('InternalError');
+      if (decision.disappear) {
+        this.gone = true;
+        throw new NsmDeviceGoneError();
+      }
+      return decision.error !== null ? error(decision.error) : this.execute(req);
+    };
+    if (decision.delayMs === 0) return act();
+    return new Promise<void>((resolve) => setTimeout(resolve, decision.delayMs)).then(act);
   }
 
   /**
@@ -180,7 +226,12 @@ export class NsmDevice implements Nsm {
    */
   private serialize<T>(fn: () => T | Promise<T>, dropped: () => T): Promise<T> {
     if (this.pending === 0) {
-      const r = fn();
+      let r: T | Promise<T>;
+      try {
+        r = fn();
+      } catch (e) {
+        return this.track(Promise.reject(e));
+      }
       return r instanceof Promise ? this.track(r) : Promise.resolve(r);
     }
     const epoch = this.epoch;

@@ -15,6 +15,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { NsmDevice } from '../device/nsm-device.js';
+import { NsmDeviceGoneError } from '../device/faults.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import { FRAME_LENGTH_CAP, FrameReader, encodeFrame } from './framing.js';
 import { AddressInUseError, type SocketFile, listenOn, listenUnix, removeIfSame } from './listen.js';
@@ -164,6 +165,12 @@ export class NsmServer {
       return;
     }
     const id = ++this.nextConnection;
+    if (this.device.disappeared) {
+      // An injected fault removed the device: a client's first ioctl gets EIO.
+      socket.destroy();
+      this.event('warn', id, 'the device has disappeared (injected fault): connection closed at once');
+      return;
+    }
     const reader = new FrameReader(this.options.frameLengthCap ?? FRAME_LENGTH_CAP);
     let inFlight = 0;
     let ordered: Promise<unknown> = Promise.resolve();
@@ -219,6 +226,15 @@ export class NsmServer {
       finishIfDone();
     };
 
+    /** The device disappeared (an injected fault): close without answering, so the client gets EIO. */
+    const vanish = (e: unknown) => {
+      inFlight--;
+      if (socket.destroyed) return;
+      const why = e instanceof NsmDeviceGoneError ? 'the device has disappeared (injected fault)' : `the device failed: ${String(e)}`;
+      this.event('warn', id, `${why}: closing the connection without an answer`);
+      socket.destroy();
+    };
+
     socket.on('data', (chunk: Buffer) => {
       if (draining) return;
       for (const ev of reader.push(chunk)) {
@@ -234,7 +250,10 @@ export class NsmServer {
         // The device runs requests in arrival order; answers leave in the same order.
         const answer = request === null ? Promise.resolve(INPUT_TOO_LARGE) : this.device.handleRaw(request);
         const prev = ordered;
-        ordered = (inFlight === 0 ? answer : prev.then(() => answer)).then((r) => send(request, length, r));
+        ordered = (inFlight === 0 ? answer : prev.then(() => answer)).then(
+          (r) => send(request, length, r),
+          (e: unknown) => vanish(e),
+        );
         inFlight++;
       }
       const now = Date.now();

@@ -19,6 +19,7 @@
  */
 import type { AttesterFactory } from '../device/attester.js';
 import { NsmDevice } from '../device/nsm-device.js';
+import { NsmDeviceGoneError } from '../device/faults.js';
 import { REQUEST_MAX_SIZE, RESPONSE_MAX_SIZE } from '../device/limits.js';
 import {
   DEFAULT_QUEUE_SIZE,
@@ -307,9 +308,15 @@ export class VirtioNsmDevice {
         const work = this.next();
         if (work === null) break;
         this.inFlight = true;
-        const response = await this.nsm.handleRaw(work.bytes);
+        // A device that disappeared (an injected fault) never answers: the request stays
+        // unanswered, as with dead hardware, and the guest driver times out.
+        const response = await this.nsm.handleRaw(work.bytes).catch((e: unknown) => {
+          if (e instanceof NsmDeviceGoneError) return null;
+          throw e;
+        });
         if (generation !== this.generation) return;
         this.inFlight = false;
+        if (response === null) break;
         callbackError ??= this.complete(work, response);
       }
     } finally {
