@@ -31,6 +31,9 @@ so any device clock inside the root's validity gets a valid document.
       --region NAME         region in the certificate names (default ${DEFAULT_REGION})
       --seed HEX            derive keys, serials and ids from HEX (reproducible CA)
       --force               replace an existing CA in DIR
+      DIR is made 0700 and the keys 0600 (certificates 0644), whatever the umask; every
+      file is written to a new file and renamed into place, and a symbolic link at any of
+      these names (or DIR itself being one) is refused, never followed.
 
   nsm-emulator ca show --dir DIR
       Check DIR (every key matches its certificate) and print its certificates.

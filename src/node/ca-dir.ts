@@ -11,8 +11,8 @@
  * @module
  */
 import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { mkdir, writeFile, access } from 'node:fs/promises';
 import { InputTooLargeError, readFileBounded } from './bounded-read.js';
+import { PrivateFileError, checkTargets, ensurePrivateDir, writeFileExclusive } from './private-files.js';
 import { isAbsolute, join } from 'node:path';
 import type { AttesterFactory } from '../device/attester.js';
 import { type CaAttesterOptions, caAttester } from '../attestation/ca-attester.js';
@@ -209,31 +209,28 @@ export function caManifest(ca: TestCa): CaManifest {
  * `force`. Returns the paths written.
  */
 export async function writeCaDir(dir: string, ca: TestCa, options: { force?: boolean } = {}): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const manifestPath = join(dir, 'manifest.json');
-  if (!options.force) {
-    const exists = await access(manifestPath).then(
-      () => true,
-      () => false,
-    );
-    if (exists) throw new CaDirError(manifestPath, 'already exists (pass --force to replace the CA)');
-  }
   const pem = testCaToPem(ca);
-  const written: string[] = [];
+  const files: Array<[string, string, number]> = [];
   for (const level of LEVELS) {
     const pair = pem[level];
-    for (const [name, text, mode] of [
-      [`${level}.pem`, pair.certificate, 0o644],
-      [`${level}.key`, pair.privateKey, 0o600],
-    ] as const) {
-      const file = join(dir, name);
-      await writeFile(file, text, { mode });
-      written.push(file);
-    }
+    files.push([`${level}.pem`, pair.certificate, 0o644], [`${level}.key`, pair.privateKey, 0o600]);
   }
-  await writeFile(manifestPath, JSON.stringify(caManifest(ca), null, 2) + '\n');
-  written.push(manifestPath);
-  return written;
+  files.push(['manifest.json', JSON.stringify(caManifest(ca), null, 2) + '\n', 0o644]);
+  try {
+    // Private keys: the directory is 0700, nothing is written through a symbolic link, every
+    // file gets exactly its mode (keys 0600) whatever was there before (./private-files.ts).
+    await ensurePrivateDir(dir);
+    await checkTargets(dir, ['manifest.json', ...files.map(([name]) => name).filter((n) => n !== 'manifest.json')], options.force === true, 'pass --force to replace the CA');
+    const written: string[] = [];
+    for (const [name, text, mode] of files) {
+      await writeFileExclusive(join(dir, name), text, mode);
+      written.push(join(dir, name));
+    }
+    return written;
+  } catch (e) {
+    if (e instanceof PrivateFileError) throw new CaDirError(e.path, e.detail);
+    throw e;
+  }
 }
 
 /**
