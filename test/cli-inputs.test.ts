@@ -155,7 +155,7 @@ describe('every command says in one line, exit 2, when a file cannot be written 
     }
   });
 
-  it('an unexpected file-system error reaches the person as one line, not a stack trace (real process)', async () => {
+  it('a file-system error reaches the person as one line, not a stack trace (real process)', async () => {
     const file = join(tmp.path, 'plain');
     writeFileSync(file, 'x');
     const r = await measure(['ca', 'init', '--dir', join(file, 'ca'), '--seed', '01']);

@@ -34,6 +34,7 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   try {
     st = await lstat(dir);
   } catch (e) {
+    if (code(e) === 'ENOTDIR') throw new PrivateFileError(dir, 'a part of the path is not a directory');
     if (code(e) !== 'ENOENT') throw new PrivateFileError(dir, `cannot be examined (${code(e)})`);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
