@@ -8,7 +8,7 @@ import { runCli } from './helpers/cli.js';
 import { tempDir } from './native/helpers.js';
 
 const mode = (p: string) => (lstatSync(p).mode & 0o777).toString(8).padStart(3, '0');
-const init = (dir: string, ...more: string[]) => runCli(['ca', 'init', '--dir', dir, '--seed', '01', '--time', '2026-01-01T00:00:00Z', ...more]);
+const init = (dir: string, ...more: string[]) => runCli(['ca', 'init', '--dir', dir, '--seed', '01', ...more]);
 const KEYS = ['root.key'];
 const CERTS = ['root.pem', 'manifest.json'];
 
