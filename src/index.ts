@@ -3,7 +3,7 @@
  * Node-only helpers such as file loaders and servers are under `nsm-emulator/node`).
  * @module
  */
-export { NsmDevice, type NsmDeviceOptions } from './device/nsm-device.js';
+export { NsmDevice, type NsmDeviceOptions, type InternalErrorEvent } from './device/nsm-device.js';
 export type { Nsm, AttestationOptions, PcrDescription } from './device/nsm.js';
 export {
   FaultPlan, NsmDeviceGoneError, FaultSyntaxError, parseFault, FAULT_REQUESTS, FAULT_ERROR_CODES, FAULT_DELAY_MAX_MS,

@@ -6,6 +6,7 @@
 import { base64Encode } from '../x509/pem.js';
 import { ATTESTATION_FIELD_MAX } from '../device/boot.js';
 import { BOOT_LOCKED_PCRS, REQUEST_MAX_SIZE } from '../device/limits.js';
+import { describeReason } from '../device/error-code.js';
 import { NsmDevice } from '../device/nsm-device.js';
 import { NsmError } from '../device/error-code.js';
 import { NsmDeviceGoneError } from '../device/faults.js';
@@ -90,7 +91,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     if (e instanceof CaDirError) throw new UsageError(`--ca '${ca}': ${e.message}`);
     throw e;
   }
-  const device = new NsmDevice({ ...options, attester });
+  let reason: Error | null = null;
+  const device = new NsmDevice({ ...options, attester, onInternalError: (e) => (reason = e.reason) });
   let response;
   try {
     for (const p of boot.pcr ?? []) {
@@ -106,7 +108,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }
   if (response.type !== 'Attestation') {
     const what = response.type === 'Error' ? response.code : `an unexpected ${response.type} response`;
-    io.stderr.write(`nsm-emulator attest: the device answered ${what}\n`);
+    const why = response.type === 'Error' && response.code === 'InternalError' && reason !== null ? `: ${describeReason(reason as Error)}` : '';
+    io.stderr.write(`nsm-emulator attest: the device answered ${what}${why}\n`);
     return 1;
   }
   const doc = response.document;

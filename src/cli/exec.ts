@@ -20,7 +20,7 @@ import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags } from './boot-opti
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
 import { fileProblem } from './files.js';
-import { deviceFromFlags, eventLogLine, exchangeLogLine } from './serve.js';
+import { deviceFromFlags, eventLogLine, exchangeLogLine, internalErrorLine } from './serve.js';
 
 const HELP = `Usage: nsm-emulator exec [options] [--] PROGRAM [ARGS...]
 
@@ -87,7 +87,15 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   let device: NsmDevice;
   try {
-    device = await deviceFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator exec: ${line}\n`));
+    // Why an InternalError was answered: into the --log file, else on stderr.
+    device = await deviceFromFlags(
+      boot as BootFlags,
+      (line) => io.stderr.write(`nsm-emulator exec: ${line}\n`),
+      (e) => {
+        if (log !== undefined) appendFileSync(log, internalErrorLine(e, true, 'exec'));
+        else io.stderr.write(internalErrorLine(e, false, 'exec'));
+      },
+    );
   } catch (e) {
     if (e instanceof UsageError) throw e;
     return fail(`cannot boot the device: ${(e as Error).message}`);

@@ -4,7 +4,8 @@
  * @module
  */
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { NsmDevice } from '../device/nsm-device.js';
+import { describeReason } from '../device/error-code.js';
+import { type InternalErrorEvent, NsmDevice } from '../device/nsm-device.js';
 import { NsmDeviceGoneError } from '../device/faults.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
@@ -92,8 +93,12 @@ export async function* boundedLines(stream: AsyncIterable<unknown>, max: number)
 async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseFlags({ args, options: { ...BOOT_OPTION_SPEC, json: { type: 'boolean' } }, strict: true, allowPositionals: false });
   const { json, ...boot } = parsed.values;
-  const device = new NsmDevice(await deviceOptionsFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator rpc: ${line}\n`)));
   let n = 0;
+  // The answer on stdout stays the device's exact bytes; why it is an InternalError goes to stderr.
+  const onInternalError = (e: InternalErrorEvent) =>
+    io.stderr.write(`nsm-emulator rpc: stdin line ${n}: the device answered InternalError to ${e.request}: ${describeReason(e.reason)}\n`);
+  const options = await deviceOptionsFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator rpc: ${line}\n`));
+  const device = new NsmDevice({ ...options, onInternalError });
   for await (const line of boundedLines(io.stdin, INPUT_LIMITS.line)) {
     n++;
     if (line === null) {

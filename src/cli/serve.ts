@@ -4,7 +4,8 @@
  * helpers `exec` shares: endpoint parsing and the `--log` line format.
  * @module
  */
-import { NsmDevice } from '../device/nsm-device.js';
+import { describeReason } from '../device/error-code.js';
+import { type InternalErrorEvent, NsmDevice } from '../device/nsm-device.js';
 import { AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEvent, NsmServer, SocketPathError } from '../node/server.js';
 import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../node/server-limits.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
@@ -87,9 +88,26 @@ export function eventLogLine(e: NsmServerEvent): string {
   return JSON.stringify({ connection: e.connection, event: e.message }) + '\n';
 }
 
-/** Builds the device from boot flags; failures other than usage errors are reported plainly. */
-export async function deviceFromFlags(boot: BootFlags, report?: (line: string) => void): Promise<NsmDevice> {
-  return new NsmDevice(await deviceOptionsFromFlags(boot, report));
+/** One `--log` line (or plain stderr line) for an InternalError the device answered. */
+export function internalErrorLine(e: InternalErrorEvent, json: boolean, command: string): string {
+  const reason = describeReason(e.reason);
+  return json
+    ? JSON.stringify({ event: 'InternalError', request: e.request, reason }) + '\n'
+    : `nsm-emulator ${command}: the device answered InternalError to ${e.request}: ${reason}\n`;
+}
+
+/**
+ * Builds the device from boot flags; failures other than usage errors are reported plainly.
+ * `report` hears injected faults; `onInternalError` hears why the device answered
+ * InternalError (the wire answer is unchanged).
+ */
+export async function deviceFromFlags(
+  boot: BootFlags,
+  report?: (line: string) => void,
+  onInternalError?: (e: InternalErrorEvent) => void,
+): Promise<NsmDevice> {
+  const options = await deviceOptionsFromFlags(boot, report);
+  return new NsmDevice(onInternalError ? { ...options, onInternalError } : options);
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
@@ -120,7 +138,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   let device: NsmDevice;
   try {
-    device = await deviceFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator serve: ${line}\n`));
+    device = await deviceFromFlags(
+      boot as BootFlags,
+      (line) => io.stderr.write(`nsm-emulator serve: ${line}\n`),
+      (e) => io.stderr.write(internalErrorLine(e, log === true, 'serve')),
+    );
   } catch (e) {
     if (e instanceof UsageError) throw e;
     io.stderr.write(`nsm-emulator serve: cannot boot the device: ${(e as Error).message}\n`);

@@ -56,6 +56,19 @@ export interface NsmDeviceOptions {
   readonly faults?: readonly NsmFault[];
   /** Told each time a fault hits a request (so a person can be told why a request failed). */
   readonly onFault?: (event: FaultEvent) => void;
+  /**
+   * Called whenever the device answers `InternalError`, with the request's name and the reason
+   * (the wire answer stays exactly `{"Error":"InternalError"}`, as on a real device). The
+   * typed methods also put the reason in the {@link NsmError}'s `cause`.
+   */
+  readonly onInternalError?: (event: InternalErrorEvent) => void;
+}
+
+/** Why the device answered `InternalError` to one request. */
+export interface InternalErrorEvent {
+  /** The request's name (`Attestation`, ...), or `unknown` for raw bytes that were not decoded. */
+  readonly request: string;
+  readonly reason: Error;
 }
 
 
@@ -65,6 +78,21 @@ const defaultAttester: AttesterFactory = async (env) =>
 function error(code: ErrorCode): NsmResponse {
   return { type: 'Error', code };
 }
+
+/** The reason behind each InternalError response object the device made (for NsmError.cause). */
+const reasons = new WeakMap<NsmResponse, Error>();
+
+/** A request's name for a report, never throwing whatever the caller passed. */
+function requestName(req: unknown): string {
+  try {
+    const t = (req as { type?: unknown } | null | undefined)?.type;
+    return typeof t === 'string' ? t : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const DROPPED = 'dropped: the device was reset (power-cycled) while this request waited for its turn; it had no effect';
 
 function isU16(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffff;
@@ -91,6 +119,7 @@ export class NsmDevice implements Nsm {
   private readonly randomSource: RandomSource;
   private readonly attesterRandom: RandomSource;
   private readonly attesterFactory: AttesterFactory;
+  private readonly onInternalError: ((event: InternalErrorEvent) => void) | undefined;
   private attester: Promise<Attester> | null = null;
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
@@ -120,6 +149,8 @@ export class NsmDevice implements Nsm {
     this.randomSource = this.stream('get-random');
     this.attesterRandom = this.stream('attestation');
     this.attesterFactory = options.attester ?? defaultAttester;
+    if (options.onInternalError !== undefined && typeof options.onInternalError !== 'function') throw new TypeError('onInternalError must be a function');
+    this.onInternalError = options.onInternalError;
     // The module-id stream exists even when the id is given, so every device made with the same
     // seed has the same streams and accepts another's exported state.
     const idStream = this.stream('module-id');
@@ -185,7 +216,10 @@ export class NsmDevice implements Nsm {
    * with {@link NsmDeviceGoneError}, once an injected fault made the device disappear.
    */
   request(req: NsmRequest): Promise<NsmResponse> {
-    return this.serialize(() => this.run(req), () => error('InternalError'));
+    return this.serialize(
+      () => this.run(req),
+      () => this.internalError(requestName(req), new Error(DROPPED)),
+    );
   }
 
   /**
@@ -198,7 +232,23 @@ export class NsmDevice implements Nsm {
       const decoded = decodeRequest(bytes);
       const r = decoded.ok ? this.run(decoded.request) : error(decoded.error);
       return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
-    }, () => encodeResponse(error('InternalError')));
+    }, () => {
+      const decoded = decodeRequest(bytes);
+      return encodeResponse(this.internalError(decoded.ok ? decoded.request.type : 'unknown', new Error(DROPPED)));
+    });
+  }
+
+  /** An InternalError answer, its reason recorded and reported to `onInternalError`. */
+  private internalError(request: string, reason: unknown): NsmResponse {
+    const err = reason instanceof Error ? reason : new Error(String(reason));
+    const r = error('InternalError');
+    reasons.set(r, err);
+    try {
+      this.onInternalError?.({ request, reason: err });
+    } catch {
+      // A listener that throws must not change the device's answer.
+    }
+    return r;
   }
 
   /** A request as the device runs it, after any injected fault has had its say. */
@@ -209,7 +259,7 @@ export class NsmDevice implements Nsm {
     const epoch = this.epoch;
     const act = (): NsmResponse | Promise<NsmResponse> => {
       // A reset during the delay drops the request, as it drops every request still waiting.
-      if (epoch !== this.epoch) return error('InternalError');
+      if (epoch !== this.epoch) return this.internalError(req.type, new Error(DROPPED));
       if (decision.disappear) {
         this.gone = true;
         throw new NsmDeviceGoneError();
@@ -254,8 +304,8 @@ export class NsmDevice implements Nsm {
       const handler = HANDLERS[req.type];
       if (!handler) return error('InvalidOperation');
       return handler(this, req as never);
-    } catch {
-      return error('InternalError');
+    } catch (e) {
+      return this.internalError(requestName(req), e);
     }
   }
 
@@ -315,9 +365,9 @@ export class NsmDevice implements Nsm {
       .then((a) => a.attest(input))
       .then(
         (document): NsmResponse => ({ type: 'Attestation', document }),
-        () => {
+        (e: unknown) => {
           if (this.attester === attester) this.attester = null;
-          return error('InternalError');
+          return this.internalError('Attestation', e);
         },
       );
   }
@@ -339,7 +389,7 @@ export class NsmDevice implements Nsm {
 
   private async expect<T extends NsmResponse['type']>(req: NsmRequest, type: T): Promise<Extract<NsmResponse, { type: T }>> {
     const r = await this.request(req);
-    if (r.type === 'Error') throw new NsmError(r.code);
+    if (r.type === 'Error') throw new NsmError(r.code, reasons.has(r) ? { cause: reasons.get(r) } : undefined);
     if (r.type !== type) throw new NsmError('InvalidResponse');
     return r as Extract<NsmResponse, { type: T }>;
   }
