@@ -43,6 +43,14 @@ describe('nsm-emulator verify', () => {
     expect(nonce.stderr).toContain('FAILED rule expect.nonce: nonce is absent, expected 00');
   });
 
+  it('--expect-module-id: the real document 10 passes with its own module_id (vectors/aws), fails with another', async () => {
+    const ok = await runCli(['verify', DOC10, '--root', AWS_ROOT, '--time', 'doc', '--expect-module-id', 'i-0368fa67e156d6d23-enc019b8596b1a9dad6']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const bad = await runCli(['verify', DOC10, '--root', AWS_ROOT, '--time', 'doc', '--expect-module-id', 'i-0368fa67e156d6d23-enc0000000000000000']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("FAILED rule expect.module_id: module_id is 'i-0368fa67e156d6d23-enc019b8596b1a9dad6', expected 'i-0368fa67e156d6d23-enc0000000000000000'");
+  });
+
   it('prints JSON for success and failure', async () => {
     const ok = await runCli(['verify', DOC10, '--root', AWS_ROOT, '--time', 'doc', '--json']);
     const j = JSON.parse(ok.stdout);

@@ -29,7 +29,8 @@ covers the kernel, cmdline and first ramdisk, PCR2 the others, PCR0 all of them.
 
 Required:
   --kernel FILE               bzImage (x86_64) or Image (aarch64)
-  --cmdline TEXT              kernel command line (stored as given, without a trailing NUL)
+  --cmdline TEXT              kernel command line (stored as given, without a trailing NUL;
+                              TEXT may start with '-')
   --ramdisk FILE              a ramdisk (cpio or cpio.gz); repeat for more, in order
   --output FILE               where to write the image
 

@@ -43,12 +43,34 @@ export function parseTime(option: string, value: string): number {
 export const toHex = bytesToHex;
 
 /**
+ * `--name VALUE` where the option takes a value and VALUE starts with '-' (a kernel command line
+ * such as "-x ...", a negative number) becomes `--name=VALUE`: node:util refuses the split form
+ * as ambiguous, getopt-style tools take the next argument as the value. Stops at `--`.
+ */
+function joinDashValues(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return out.concat(args.slice(i));
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : null;
+    const next = args[i + 1];
+    if (name !== null && options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && next !== '--') {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
  * node:util parseArgs, with its errors (unknown option, missing value) turned into UsageErrors
  * of one line (parseArgs adds hint lines; the first names the option and the problem).
  */
 export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
-    return parseArgs(config);
+    return parseArgs(config.args ? { ...config, args: joinDashValues(config.args, config.options ?? {}) } : config);
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0]!);
   }

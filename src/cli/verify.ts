@@ -31,6 +31,7 @@ DOC is a file (or - for standard input) holding the document as raw CBOR, hex or
   --expect-nonce HEX    nonce must equal HEX
   --expect-user-data HEX
   --expect-public-key HEX
+  --expect-module-id ID module_id must equal ID
   --aws-field-limits    apply AWS's written limits (user_data and nonce up to 512 bytes)
                         instead of the 1024 bytes the device produces
   --json                print the result as JSON
@@ -109,6 +110,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       'expect-nonce': { type: 'string' },
       'expect-user-data': { type: 'string' },
       'expect-public-key': { type: 'string' },
+      'expect-module-id': { type: 'string' },
       'aws-field-limits': { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -139,6 +141,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       expectedNonce: opt('--expect-nonce', values['expect-nonce']),
       expectedUserData: opt('--expect-user-data', values['expect-user-data']),
       expectedPublicKey: opt('--expect-public-key', values['expect-public-key']),
+      ...(values['expect-module-id'] === undefined ? {} : { expectedModuleId: values['expect-module-id'] }),
       fieldLimits: values['aws-field-limits'] ? 'aws-rules' : 'device',
     });
     io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, builtin ? 'the committed test root' : values.root));
