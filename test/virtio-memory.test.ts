@@ -106,3 +106,54 @@ describe('guest memory as regions', () => {
     expect(device.transportError?.kind).toBe('buffer-address');
   });
 });
+
+describe('dirty tracking and memory replacement', () => {
+  it('onWrite reports exactly the bytes the device changed, in order: response, used entries, used.idx', async () => {
+    const memory = TestMemory.flat(0x10000);
+    const device = new VirtioNsmDevice(new NsmDevice(options()));
+    const driver = new LinuxNsmDriver(device, memory, { ringBase: 0x1000, msgBase: 0x4000 });
+    driver.probe({ without: 1n << 29n });
+    // Re-activate with an observer (probe activated without one).
+    const writes: Array<[number, number]> = [];
+    device.reset();
+    driver.features = 1n << 32n;
+    expect(device.ackFeatures(driver.features)).toBe(true);
+    device.activate({
+      memory: memory.forDevice(),
+      queues: [{ size: 2, descTable: BigInt(driver.desc), availRing: BigInt(driver.avail), usedRing: BigInt(driver.used) }],
+      interrupt: () => undefined,
+      onWrite: (a, n) => writes.push([a, n]),
+    });
+    memory.write(driver.reqData, requests[0]!);
+    driver.addBuf(driver.reqData, requests[0]!.length, false, 1);
+    driver.addBuf(driver.respData, NSM_RESPONSE_MAX_SIZE, true, 2);
+    const before = memory.copy();
+    await device.queueNotify(0);
+    const changed = memory.changedSince(before);
+    const covered = (a: number) => writes.some(([w, n]) => a >= w && a < w + n);
+    for (const [s, e] of changed) for (let a = s; a < e; a++) expect(covered(a)).toBe(true);
+    expect(writes[0]![0]).toBe(driver.respData);
+    expect(writes[writes.length - 1]).toEqual([driver.used + 2, 2]);
+  });
+
+  it('replaceMemory keeps serving the queue from new regions, and faults when a ring is no longer mapped', async () => {
+    const memory = TestMemory.flat(0x10000);
+    const device = new VirtioNsmDevice(new NsmDevice(options()));
+    const driver = new LinuxNsmDriver(device, memory, { ringBase: 0x1000, msgBase: 0x4000 });
+    driver.probe();
+    expect((await driver.ioctlRaw(requests[0]!)).rc).toBe(0);
+    // The same bytes, now described as two regions.
+    const bytes = memory.regions[0]!.bytes;
+    device.replaceMemory([
+      { guestAddress: 0n, bytes: bytes.subarray(0, 0x3000) },
+      { guestAddress: 0x3000n, bytes: bytes.subarray(0x3000) },
+    ]);
+    const twin = new NsmDevice(options());
+    await twin.handleRaw(requests[0]!);
+    const r = await driver.ioctlRaw(requests[1]!);
+    expect(hex(r.response!)).toBe(hex(await twin.handleRaw(requests[1]!)));
+    device.replaceMemory([{ guestAddress: 0x3000n, bytes: bytes.subarray(0x3000) }]);
+    expect(device.status & 0x40).toBe(0x40);
+    expect(device.transportError?.kind).toBe('ring-address');
+  });
+});

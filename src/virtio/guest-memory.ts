@@ -18,6 +18,9 @@ export interface GuestMemoryRegion {
 /** One array starting at guest address 0, or regions. */
 export type GuestMemoryInput = Uint8Array | readonly GuestMemoryRegion[];
 
+/** Told of every range the device wrote, in write order (dirty tracking). */
+export type GuestWriteObserver = (guestAddress: number, length: number) => void;
+
 interface Region {
   readonly start: number;
   readonly end: number;
@@ -34,8 +37,14 @@ export class GuestMemory {
   /** The region the last access hit (most accesses land in the same one). */
   private last: Region;
 
-  /** Throws TypeError / RangeError for a malformed map (a VMM mistake, not a guest one). */
-  constructor(input: GuestMemoryInput) {
+  /**
+   * Throws TypeError / RangeError for a malformed map (a VMM mistake, not a guest one).
+   * `onWrite`, when given, is called after each successful write with its guest range.
+   */
+  constructor(
+    input: GuestMemoryInput,
+    private readonly onWrite: GuestWriteObserver | null = null,
+  ) {
     const list: Region[] = [];
     if (input instanceof Uint8Array) {
       list.push(region(0, input));
@@ -135,6 +144,7 @@ export class GuestMemory {
     const r = this.find(addr);
     if (r !== undefined && addr + src.length <= r.end) {
       r.bytes.set(src, addr - r.start);
+      this.onWrite?.(addr, src.length);
       return true;
     }
     if (!this.contains(addr, src.length)) return false;
@@ -146,6 +156,7 @@ export class GuestMemory {
       r.bytes.set(src.subarray(done, done + n), at - r.start);
       done += n;
     }
+    this.onWrite?.(addr, src.length);
     return true;
   }
 
@@ -160,8 +171,10 @@ export class GuestMemory {
 
   setU16(addr: number, value: number): void {
     const r = this.find(addr);
-    if (r && addr + 2 <= r.end) r.view.setUint16(addr - r.start, value, true);
-    else this.write(addr, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
+    if (r && addr + 2 <= r.end) {
+      r.view.setUint16(addr - r.start, value, true);
+      this.onWrite?.(addr, 2);
+    } else this.write(addr, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
   }
 
   getU32(addr: number): number {
@@ -173,8 +186,10 @@ export class GuestMemory {
 
   setU32(addr: number, value: number): void {
     const r = this.find(addr);
-    if (r && addr + 4 <= r.end) r.view.setUint32(addr - r.start, value, true);
-    else this.write(addr, new Uint8Array([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff]));
+    if (r && addr + 4 <= r.end) {
+      r.view.setUint32(addr - r.start, value, true);
+      this.onWrite?.(addr, 4);
+    } else this.write(addr, new Uint8Array([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, (value >>> 24) & 0xff]));
   }
 
   /** A 64-bit value as a number; values of 2^53 or more come back as Infinity (never in memory). */

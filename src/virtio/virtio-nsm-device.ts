@@ -36,7 +36,7 @@ import {
 } from './constants.js';
 import { type DescriptorChain, gatherReadable, scatterWritable } from './descriptor-chain.js';
 import { VirtioSnapshotError, VirtioStateError, VirtioTransportError } from './errors.js';
-import { GuestMemory, type GuestMemoryInput } from './guest-memory.js';
+import { GuestMemory, type GuestMemoryInput, type GuestWriteObserver } from './guest-memory.js';
 import { type DeviceSnapshot, decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import { INITIAL_POSITIONS, type QueueLayout, type QueuePositions, SplitQueue, checkLayout } from './split-queue.js';
 
@@ -57,6 +57,13 @@ export interface VirtioActivation {
   readonly queues?: readonly VirtioQueueConfig[];
   /** Raised with 'vring' after used buffers were added, 'config' when the device needs a reset. */
   readonly interrupt: (kind: VirtioInterruptKind) => void;
+  /**
+   * Optional dirty tracking: told of every guest range the device writes (response bytes, used
+   * entries, used.idx, avail_event), in write order and before the interrupt that follows. For
+   * live migration, or for a transport whose `memory` is a local copy of guest RAM that must be
+   * written back (vfio-user without shared memory).
+   */
+  readonly onWrite?: GuestWriteObserver;
 }
 
 export interface VirtioNsmDeviceOptions {
@@ -136,6 +143,7 @@ export class VirtioNsmDevice {
   private memory: GuestMemory | null = null;
   private queue: SplitQueue | null = null;
   private interrupt: ((kind: VirtioInterruptKind) => void) | null = null;
+  private onWrite: GuestWriteObserver | null = null;
   /** Queue layout and positions from a snapshot, waiting for activate(). */
   private restored: { layout: VirtioQueueConfig; positions: QueuePositions } | null = null;
   /** Bumped by reset(): work from an older generation is dropped. */
@@ -226,7 +234,9 @@ export class VirtioNsmDevice {
     const { memory: input, interrupt } = activation;
     if (this.memory !== null) throw new VirtioStateError('device is already active (reset it first)');
     if (typeof interrupt !== 'function') throw new TypeError('interrupt must be a function');
-    const memory = new GuestMemory(input);
+    const onWrite = activation.onWrite;
+    if (onWrite !== undefined && typeof onWrite !== 'function') throw new TypeError('onWrite must be a function');
+    const memory = new GuestMemory(input, onWrite ?? null);
     const queues = activation.queues;
     let layout: QueueLayout;
     let positions = INITIAL_POSITIONS;
@@ -247,6 +257,7 @@ export class VirtioNsmDevice {
     }
     this.restored = null;
     this.memory = memory;
+    this.onWrite = onWrite ?? null;
     this.interrupt = interrupt;
     this.statusBits |= ACTIVE_STATUS;
     if (this.fault !== null) return; // restored broken: stays broken until reset
@@ -275,8 +286,31 @@ export class VirtioNsmDevice {
     this.memory = null;
     this.queue = null;
     this.interrupt = null;
+    this.onWrite = null;
     this.restored = null;
     this.nsm.reset();
+  }
+
+  /**
+   * The VMM's memory map changed while the device is active (memory hotplug, a region removed):
+   * later accesses use `memory`, with the same dirty tracking. The queue keeps its positions; if
+   * a ring is no longer inside guest memory that is a `ring-address` transport fault. Call it
+   * while nothing is being served (`await drain()` first): throws {@link VirtioStateError} when
+   * busy or not active.
+   */
+  replaceMemory(memory: GuestMemoryInput): void {
+    if (this.memory === null) throw new VirtioStateError('device is not active');
+    if (this.running !== null) throw new VirtioStateError('a request is being served: await drain() before replaceMemory()');
+    const next = new GuestMemory(memory, this.onWrite);
+    this.memory = next;
+    const queue = this.queue;
+    if (queue === null || this.fault !== null) return;
+    const problem = checkLayout(next, queue.layout, this.queueMaxSizes[0]!);
+    if (problem !== null) return void this.fail(problem);
+    this.queue = new SplitQueue(next, queue.layout, {
+      eventIdx: (this.acked & VIRTIO_RING_F_EVENT_IDX) !== 0n,
+      indirect: (this.acked & VIRTIO_RING_F_INDIRECT_DESC) !== 0n,
+    }, queue.positions());
   }
 
   // ---- the queue -------------------------------------------------------------------------------------
