@@ -32,6 +32,7 @@ export {
   type EifFormatErrorCode, type EifSignatureErrorCode, type EifBuildErrorCode,
 } from './eif/index.js';
 export * from './virtio/index.js';
+export * from './vfio-user/index.js';
 export * from './attestation/index.js';
 export { DerError } from './x509/der.js';
 export { VERSION } from './version.js';

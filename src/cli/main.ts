@@ -19,6 +19,7 @@ const COMMANDS: Record<string, string> = {
   shim: './shim.js',
   exec: './exec.js',
   inspect: './inspect.js',
+  'vfio-user': './vfio-user.js',
 };
 
 async function load(name: string): Promise<CliCommand | null> {

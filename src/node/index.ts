@@ -13,3 +13,4 @@ export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc
 export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js';
 export { loadCaDir, writeCaDir, readCaDirPem, attesterFromCaDir, nodeAttester, nodeCryptoBackend, caManifest, caModuleSource, CaDirError, CA_MANIFEST_FORMAT, CA_WARNING, type CaManifest } from './ca-dir.js';
 export { InspectorServer, InspectorServerError, type InspectorServerOptions } from './inspector-server.js';
+export { VfioUserServer, buildRelay, RELAY_PROGRAM, type VfioUserServerOptions } from './vfio-user-server.js';

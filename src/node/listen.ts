@@ -153,7 +153,7 @@ async function bindInPrivateDir(server: Server, path: string, address: string, d
 }
 
 /** A socket file nobody accepts on is removed; a live one or a non-socket is an error. */
-async function clearStaleSocket(path: string, address: string): Promise<void> {
+export async function clearStaleSocket(path: string, address: string): Promise<void> {
   let st;
   try {
     st = lstatSync(path);

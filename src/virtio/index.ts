@@ -13,5 +13,7 @@ export {
   type VirtioSnapshotInfo,
 } from './virtio-nsm-device.js';
 export { VirtioTransportError, VirtioStateError, VirtioSnapshotError, type TransportErrorKind } from './errors.js';
-export type { GuestMemoryInput, GuestMemoryRegion } from './guest-memory.js';
+export type { GuestMemoryInput, GuestMemoryRegion, GuestWriteObserver } from './guest-memory.js';
 export * as virtioConstants from './constants.js';
+export { VirtioPciFunction, type VirtioPciHooks, VIRTIO_BAR, MSIX_BAR, MSIX_VECTORS } from './virtio-pci.js';
+export { ringFootprint, descriptorFootprint, mergeRanges, type GuestRange } from './queue-footprint.js';
