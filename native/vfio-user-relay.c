@@ -299,7 +299,7 @@ int main(int argc, char **argv)
 	}
 	strcpy(sa.sun_path, argv[1]);
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	mode_t old = umask(077);
+	mode_t old = umask(0177); /* the socket file is created 0600 */
 	int rc = lfd < 0 ? -1 : bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (rc < 0 || listen(lfd, 1) < 0) {

@@ -34,6 +34,7 @@ export class DmaMap {
 
   constructor(readonly maxMappings: number) {}
 
+  /** Number of mappings in force. */
   get size(): number {
     return this.mappings.length;
   }
@@ -71,6 +72,7 @@ export class DmaMap {
     return 0;
   }
 
+  /** Drops every mapping (the client went away, or unmapped all). */
   clear(): void {
     if (this.mappings.length > 0) this.generation++;
     this.mappings = [];
