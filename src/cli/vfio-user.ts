@@ -32,6 +32,7 @@ Options:
   --queue-size N        largest virtqueue size offered (power of two, default 2 as QEMU)
   --log                 print every request and response on standard error as one JSON line
                         (the 'rpc --json' form plus the raw hex), device resets, and client events
+  --trace               print every vfio-user message in and out on standard error (debugging)
 ${BOOT_OPTIONS_HELP}
 `;
 
@@ -61,11 +62,11 @@ function loggingDevice(options: ConstructorParameters<typeof NsmDevice>[0], writ
 async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseFlags({
     args,
-    options: { ...BOOT_OPTION_SPEC, socket: { type: 'string' }, 'queue-size': { type: 'string' }, log: { type: 'boolean' } },
+    options: { ...BOOT_OPTION_SPEC, socket: { type: 'string' }, 'queue-size': { type: 'string' }, log: { type: 'boolean' }, trace: { type: 'boolean' } },
     strict: true,
     allowPositionals: false,
   });
-  const { socket, log, 'queue-size': queueSizeText, ...boot } = parsed.values;
+  const { socket, log, trace, 'queue-size': queueSizeText, ...boot } = parsed.values;
   if (socket === undefined || socket === '') throw new UsageError('--socket PATH is required: the Unix socket QEMU connects to');
   let queueMaxSize = 2;
   if (queueSizeText !== undefined) {
@@ -98,6 +99,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
           if (log) io.stderr.write(JSON.stringify({ event: message }) + '\n');
           else if (level === 'warn') io.stderr.write(`nsm-emulator vfio-user: ${message}\n`);
         },
+        ...(trace ? { trace: (line: string) => io.stderr.write(`vfio-user ${line}\n`) } : {}),
       });
     } catch (e) {
       const detail = (e as { detail?: string }).detail ?? (e as Error).message;

@@ -88,6 +88,33 @@ export interface VfioUserSessionOptions {
   readonly maxDmaMappings?: number;
   /** How long a DMA_READ / DMA_WRITE may wait for its reply (default 10 s). */
   readonly dmaTimeoutMs?: number;
+  /** Told of every message in and out (one line each), for debugging a client. */
+  readonly trace?: (line: string) => void;
+}
+
+/** One line describing a message, for {@link VfioUserSessionOptions.trace}. */
+function describeMessage(direction: '<-' | '->', m: Uint8Array, fds = 0): string {
+  if (m.length < HEADER_SIZE) return `${direction} short message of ${m.length} bytes`;
+  const h = readHeader(m);
+  const p = m.subarray(HEADER_SIZE);
+  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const type = (h.flags & FLAG_TYPE_MASK) === FLAG_REPLY ? 'reply' : 'cmd';
+  let detail = '';
+  if (type === 'cmd' && (h.command === VFIO_USER_REGION_READ || h.command === VFIO_USER_REGION_WRITE) && p.length >= 16) {
+    detail = ` region ${v.getUint32(8, true)} +0x${v.getBigUint64(0, true).toString(16)} count ${v.getUint32(12, true)}`;
+    if (h.command === VFIO_USER_REGION_WRITE) detail += ` data ${[...p.subarray(16, 24)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+  } else if (type === 'cmd' && (h.command === VFIO_USER_DMA_READ || h.command === VFIO_USER_DMA_WRITE) && p.length >= 16) {
+    detail = ` addr 0x${v.getBigUint64(0, true).toString(16)} count ${v.getBigUint64(8, true)}`;
+  } else if (type === 'cmd' && h.command === VFIO_USER_DEVICE_SET_IRQS && p.length >= 20) {
+    detail = ` flags 0x${v.getUint32(4, true).toString(16)} index ${v.getUint32(8, true)} start ${v.getUint32(12, true)} count ${v.getUint32(16, true)}`;
+  } else if (type === 'cmd' && h.command === VFIO_USER_DMA_MAP && p.length >= 32) {
+    detail = ` flags ${v.getUint32(4, true)} addr 0x${v.getBigUint64(16, true).toString(16)} size 0x${v.getBigUint64(24, true).toString(16)}`;
+  } else if (type === 'reply' && p.length > 0 && p.length <= 32) {
+    detail = ` ${[...p].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+  }
+  const err = h.flags & FLAG_ERROR ? ` ERROR ${h.error}` : '';
+  const nr = h.flags & FLAG_NO_REPLY ? ' no-reply' : '';
+  return `${direction} ${type} ${COMMAND_NAMES[h.command] ?? h.command} id ${h.id} size ${h.size}${nr}${err}${fds ? ` fds ${fds}` : ''}${detail}`;
 }
 
 /** max_msg_fds advertised: the client sends at most this many descriptors per message. */
@@ -115,6 +142,7 @@ export class VfioUserSession {
   readonly maxTransfer: number;
   private readonly log: (level: 'info' | 'warn', message: string) => void;
   private readonly dmaTimeoutMs: number;
+  private readonly trace: ((line: string) => void) | undefined;
   private readonly dma: DmaMap;
   readonly mirror: GuestMirror;
 
@@ -138,6 +166,7 @@ export class VfioUserSession {
     this.maxTransfer = options.maxTransfer ?? 64 * 1024;
     if (this.maxTransfer < RESPONSE_MAX_SIZE) throw new RangeError(`maxTransfer must be at least ${RESPONSE_MAX_SIZE}`);
     this.dmaTimeoutMs = options.dmaTimeoutMs ?? 10_000;
+    this.trace = options.trace;
     this.dma = new DmaMap(options.maxDmaMappings ?? 1024);
     this.mirror = new GuestMirror(this.dma, { read: (a, n) => this.dmaRead(a, n), write: (a, d) => this.dmaWrite(a, d) }, this.maxTransfer);
     this.pci = new VirtioPciFunction(device, {
@@ -168,7 +197,20 @@ export class VfioUserSession {
   /** A client connected; it must start with VERSION. */
   attach(link: VfioUserLink): void {
     if (this.link !== null) this.detach();
-    this.link = link;
+    const trace = this.trace;
+    this.link = trace
+      ? {
+          ...link,
+          send: (m) => {
+            trace(describeMessage('->', m));
+            link.send(m);
+          },
+          signal: (h) => {
+            trace(`-> signal eventfd handle ${h}`);
+            link.signal(h);
+          },
+        }
+      : link;
     this.negotiated = false;
   }
 
@@ -199,6 +241,7 @@ export class VfioUserSession {
   receive(message: Uint8Array, fds: readonly number[] = []): void {
     const link = this.link;
     if (link === null) return;
+    this.trace?.(describeMessage('<-', message, fds.length));
     if (message.length < HEADER_SIZE) return this.violation(`a message of ${message.length} bytes is shorter than the 16-byte header`, fds);
     const h = readHeader(message);
     if (h.size !== message.length) return this.violation(`message size field ${h.size} differs from the ${message.length} bytes received`, fds);
