@@ -27,11 +27,11 @@ import { newcArchive } from './cpio.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (p) => import(join(ROOT, 'dist', p));
-const { defaultCacheDir, buildNative, nativeSourcePath } = await dist('node/native-build.js');
+const { defaultNativeCacheDir, buildNative } = await dist('node/native-build.js');
 const { encodeRequest, decodeResponse, NsmDevice, verifyAttestationDocument } = await dist('index.js');
 const { deviceOptionsFromFlags } = await dist('cli/boot-options.js');
 
-const CACHE = join(defaultCacheDir(), 'vm');
+const CACHE = join(defaultNativeCacheDir(), 'vm');
 const ROOTFS = join(CACHE, 'trixie-root');
 const STAMP = join(ROOTFS, '.nsm-emulator-ready');
 const STAMP_TEXT = 'trixie minbase + qemu-system-x86 (trixie-backports), v1\n';
@@ -206,15 +206,10 @@ async function main() {
   }
   const guest = prepareGuest();
   step(`QEMU root and ${guest.kernel} ready (modules: ${guest.modules.join(', ')})`);
-  const client = await buildNative({
-    name: 'nsm-client-static',
-    what: 'the static test client',
-    source: join(ROOT, 'test/native/nsm-client.c'),
-    suffix: '',
-    cflags: ['-static', '-O2', '-pthread'],
-    libs: [],
-  });
-  void nativeSourcePath;
+  const client = await buildNative(
+    { name: 'nsm-client-static', title: 'the static test client', file: 'nsm-client.c', suffix: '', cflags: ['-static', '-O2', '-pthread'], libs: [] },
+    { source: join(ROOT, 'test/native/nsm-client.c') },
+  );
   const run = mkdtempSync(join(tmpdir(), 'nsm-vm-'));
   const sock = join(run, 'nsm.sock');
   writeFileSync(join(run, 'initramfs.cpio'), initramfs(guest, client));
