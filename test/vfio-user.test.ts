@@ -38,13 +38,13 @@ interface Harness {
 }
 
 /** A session wired to a test client through an in-memory link (messages delivered asynchronously, as over a socket). */
-function harness(device = new VirtioNsmDevice(seeded())): Harness {
+function harness(existing: VfioUserSession | VirtioNsmDevice = new VirtioNsmDevice(seeded())): Harness {
   const memory = TestMemory.flat(RAM);
   const dropped: string[] = [];
   const closed: number[][] = [];
   const signals: number[] = [];
   const waiters: Array<[number, () => void]> = [];
-  const session = new VfioUserSession(device);
+  const session = existing instanceof VfioUserSession ? existing : new VfioUserSession(existing);
   let client!: TestVfioClient;
   const link: VfioUserLink = {
     send: (m) => queueMicrotask(() => client.deliver(m.slice())),
@@ -86,7 +86,7 @@ async function capabilities(c: TestVfioClient): Promise<Array<{ id: number; at: 
 }
 
 /** Linux virtio_pci_modern's probe and setup of one queue, through BAR 4; MSI-X handles 501/502. */
-async function bringUp(h: Harness, features = (1n << 32n) | (1n << 29n) | (1n << 28n)): Promise<void> {
+async function bringUp(h: Harness, features = (1n << 32n) | (1n << 29n) | (1n << 28n), driverOk = true): Promise<void> {
   const c = h.client;
   expect((await c.version()).flags & 0x20).toBe(0);
   expect((await c.dmaMap(0, RAM)).flags & 0x20).toBe(0);
@@ -113,7 +113,7 @@ async function bringUp(h: Harness, features = (1n << 32n) | (1n << 29n) | (1n <<
   expect(await c.bar4Read(COMMON.msixConfig, 2)).toBe(0);
   withFds(h, [501, 502]);
   expect((await c.setIrqs(0x4 | 0x20, 2, 0, 2)).flags & 0x20).toBe(0);
-  await c.bar4Write(COMMON.deviceStatus, 1, STATUS.ACK | STATUS.DRIVER | STATUS.FEATURES_OK | STATUS.DRIVER_OK);
+  if (driverOk) await c.bar4Write(COMMON.deviceStatus, 1, STATUS.ACK | STATUS.DRIVER | STATUS.FEATURES_OK | STATUS.DRIVER_OK);
 }
 
 /** One nsm.c transaction: request (readable) and 0x3000 response (writable) chains, kick, wait for MSI-X vector 1. */
@@ -286,6 +286,18 @@ describe('vfio-user server (in-memory link)', () => {
     await h.session.idle();
   });
 
+  it('serves the queue once it is enabled, before DRIVER_OK (Linux nsm reads its hwrng inside probe), without reporting DRIVER_OK early', async () => {
+    const h = harness();
+    await bringUp(h, undefined, false);
+    expect(await h.client.bar4Read(COMMON.deviceStatus, 1)).toBe(STATUS.ACK | STATUS.DRIVER | STATUS.FEATURES_OK);
+    const { response } = await transact(h, GET_RANDOM, 0);
+    expect(hex(response)).toBe(hex(await seeded().handleRaw(GET_RANDOM)));
+    expect(await h.client.bar4Read(COMMON.deviceStatus, 1)).toBe(STATUS.ACK | STATUS.DRIVER | STATUS.FEATURES_OK);
+    await h.client.bar4Write(COMMON.deviceStatus, 1, 15);
+    expect(await h.client.bar4Read(COMMON.deviceStatus, 1)).toBe(15);
+    expect(hex((await transact(h, GET_RANDOM, 1)).response)).toBe(hex(await (async () => { const d = seeded(); await d.handleRaw(GET_RANDOM); return d.handleRaw(GET_RANDOM); })()));
+  });
+
   it('writes the response before the used ring, and the used ring before the interrupt', async () => {
     const h = harness();
     await bringUp(h);
@@ -342,7 +354,7 @@ describe('vfio-user server (in-memory link)', () => {
     expect(h.session.dmaMappings).toBe(0);
     expect(h.session.device.status).toBe(15);
     // A new client sees the same device, then resets it: the NSM is back at boot state.
-    const again = harness(h.session.device);
+    const again = harness(h.session);
     await again.client.version();
     expect(await again.client.bar4Read(COMMON.deviceStatus, 1)).toBe(15);
     const r = await again.client.request(CMD.RESET, new Uint8Array(0));

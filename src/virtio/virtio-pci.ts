@@ -16,7 +16,7 @@
  * @module
  */
 import type { GuestMemoryInput, GuestWriteObserver } from './guest-memory.js';
-import { STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from './constants.js';
+import { STATUS_DEVICE_NEEDS_RESET, STATUS_FEATURES_OK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from './constants.js';
 import { PCI_CAP_ID_MSIX, PCI_CAP_ID_VNDR, PciConfigSpace, type PciBar } from './pci-config.js';
 import type { QueueLayout } from './split-queue.js';
 import type { VirtioInterruptKind, VirtioNsmDevice } from './virtio-nsm-device.js';
@@ -81,7 +81,7 @@ const FIELDS: readonly Field[] = [
 ];
 
 export interface VirtioPciHooks {
-  /** Guest memory for the device, asked for when the driver sets DRIVER_OK. */
+  /** Guest memory for the device, asked for when the driver enables the queue. */
   memory(): GuestMemoryInput;
   /** Dirty tracking, passed to the device at activation. */
   readonly onWrite?: GuestWriteObserver;
@@ -130,6 +130,8 @@ export class VirtioPciFunction {
   private msixConfig = VIRTIO_MSI_NO_VECTOR;
   private queueSelect = 0;
   private isr = 0;
+  /** The status register as the driver wrote it (the device adds only DEVICE_NEEDS_RESET). */
+  private driverStatus = 0;
   private queue: QueueRegs;
   private active = false;
 
@@ -316,7 +318,7 @@ export class VirtioPciFunction {
     v.setUint32(0x0c, half(this.driverFeatures, this.driverFeatureSelect), true);
     v.setUint16(0x10, this.msixConfig, true);
     v.setUint16(0x12, 1, true);
-    v.setUint8(0x14, this.device.status);
+    v.setUint8(0x14, this.driverStatus | (this.device.status & STATUS_DEVICE_NEEDS_RESET));
     v.setUint8(0x15, 0);
     v.setUint16(0x16, this.queueSelect, true);
     if (sel) {
@@ -378,7 +380,10 @@ export class VirtioPciFunction {
         if (this.queueSelect === 0) q.msixVector = value < MSIX_VECTORS ? value : VIRTIO_MSI_NO_VECTOR;
         break;
       case 'queue_enable':
-        if (queueWritable && value === 1) q.enable = 1;
+        if (queueWritable && value === 1) {
+          q.enable = 1;
+          if (this.driverStatus & STATUS_FEATURES_OK) this.start();
+        }
         break;
       case 'queue_desc_lo':
         if (queueWritable) q.desc = lo(q.desc);
@@ -403,23 +408,25 @@ export class VirtioPciFunction {
     }
   }
 
+  /**
+   * A status write. The queue is served from the moment it is enabled after FEATURES_OK, not
+   * only from DRIVER_OK: Linux's nsm driver registers its hwrng inside probe, and the hwrng core
+   * reads from it at once, before the virtio core sets DRIVER_OK (QEMU serves that read too).
+   */
   private setStatus(value: number): void {
     if (value === 0) return this.resetVirtio();
-    const before = this.device.status;
-    let next = value;
-    if (next & STATUS_FEATURES_OK && !(before & STATUS_FEATURES_OK) && !this.device.ackFeatures(this.driverFeatures)) {
+    let next = value & 0xff & ~STATUS_DEVICE_NEEDS_RESET;
+    if (next & STATUS_FEATURES_OK && !(this.driverStatus & STATUS_FEATURES_OK) && !this.device.ackFeatures(this.driverFeatures)) {
       next &= ~STATUS_FEATURES_OK; // refused: the driver reads FEATURES_OK back as clear
     }
+    this.driverStatus = next;
     this.device.writeStatus(next);
-    if (next & STATUS_DRIVER_OK && !this.active) this.start();
+    if (next & STATUS_FEATURES_OK && this.queue.enable === 1) this.start();
   }
 
   private start(): void {
+    if (this.active) return;
     const q = this.queue;
-    if (q.enable !== 1) {
-      this.hooks.log('the driver set DRIVER_OK without enabling queue 0: kicks are ignored until it resets the device');
-      return;
-    }
     try {
       this.device.activate({
         memory: this.hooks.memory(),
@@ -428,8 +435,9 @@ export class VirtioPciFunction {
         ...(this.hooks.onWrite ? { onWrite: this.hooks.onWrite } : {}),
       });
       this.active = true;
+      this.device.writeStatus(this.driverStatus); // activate() marks DRIVER_OK; the driver has not said it yet
     } catch (e) {
-      this.hooks.log(`cannot start the device at DRIVER_OK: ${(e as Error).message}`);
+      this.hooks.log(`cannot start the queue: ${(e as Error).message}`);
     }
   }
 
@@ -449,6 +457,7 @@ export class VirtioPciFunction {
     this.msixConfig = VIRTIO_MSI_NO_VECTOR;
     this.queueSelect = 0;
     this.isr = 0;
+    this.driverStatus = 0;
     this.queue = this.freshQueue();
   }
 

@@ -216,7 +216,7 @@ async function main() {
 
   // The server, as a user would start it.
   const bootArgs = ['--seed', BOOT_FLAGS.seed, '--time', BOOT_FLAGS.time];
-  const server = spawn(process.execPath, [join(ROOT, 'bin/nsm-emulator.js'), 'vfio-user', '--socket', sock, '--log', ...bootArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(process.execPath, [join(ROOT, 'bin/nsm-emulator.js'), 'vfio-user', '--socket', sock, '--log', ...(process.env.NSM_VM_TRACE ? ['--trace'] : []), ...bootArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let serverLog = '';
   server.stderr.on('data', (d) => (serverLog += d));
   await waitForLine(server.stdout, /unix:.*\n/, 30_000, 'nsm-emulator vfio-user');
