@@ -11,6 +11,7 @@ import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromF
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { requestToJson, responseToJson } from './json-codec.js';
 import { parseFlags } from './parse.js';
+import { stopSignal } from './stop-signal.js';
 
 const HELP = `Usage: nsm-emulator vfio-user --socket PATH [options]
 
@@ -87,10 +88,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }
 
   const { VfioUserServer } = await import('../node/vfio-user-server.js');
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const signal = stopSignal();
   let server;
   try {
     try {
@@ -108,11 +106,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
     }
     io.stdout.write(`unix:${socket}\n`);
     io.stderr.write(`nsm-emulator vfio-user: module_id ${device.nsm.moduleId}; stop with Ctrl-C or SIGTERM\n`);
-    await stopped;
+    await signal.stopped;
     return 0;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    signal.dispose();
     await server?.close();
   }
 }
