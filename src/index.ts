@@ -37,3 +37,4 @@ export * from './attestation/index.js';
 export { DerError } from './x509/der.js';
 export { VERSION } from './version.js';
 export * from './inspector/index.js';
+export * from './kms/index.js';

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, string> = {
   exec: './exec.js',
   inspect: './inspect.js',
   'vfio-user': './vfio-user.js',
+  kms: './kms.js',
 };
 
 async function load(name: string): Promise<CliCommand | null> {

@@ -39,7 +39,7 @@ DOC is a file (or - for standard input) holding the document as raw CBOR, hex or
 Exit status: 0 when every check passes; 1 when one fails (the failed rule is printed, e.g.
 'chain.validity'); 2 for usage errors.`;
 
-function decodeDocument(file: string, raw: Uint8Array): Uint8Array {
+export function decodeDocument(file: string, raw: Uint8Array): Uint8Array {
   // A COSE_Sign1 starts with 84 (array of 4) or d2 (tag 18); anything else is read as text.
   if (raw[0] === 0x84 || raw[0] === 0xd2) return raw;
   const text = new TextDecoder().decode(raw).trim();

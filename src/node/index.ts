@@ -14,3 +14,6 @@ export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js
 export { loadCaDir, writeCaDir, readCaDirPem, attesterFromCaDir, nodeAttester, nodeCryptoBackend, caManifest, caModuleSource, CaDirError, CA_MANIFEST_FORMAT, CA_WARNING, type CaManifest } from './ca-dir.js';
 export { InspectorServer, InspectorServerError, type InspectorServerOptions } from './inspector-server.js';
 export { VfioUserServer, buildRelay, RELAY_PROGRAM, type VfioUserServerOptions } from './vfio-user-server.js';
+export { KmsHttpServer, type KmsServerOptions } from './kms-server.js';
+export { loadKmsState, saveKmsState, prepareKmsStateDir, KmsStateError, KMS_STATE_FILE, KMS_STATE_MAX_BYTES } from './kms-state.js';
+export { parseAuthorization, verifySigV4, SigV4Error, SIGV4_SKEW_MS, type SigV4Credential } from './sigv4.js';
