@@ -46,8 +46,8 @@ const pcr0Policy = (condition: Record<string, unknown>, extra: unknown[] = []) =
     ],
   });
 
-async function documentFor(pcr0: Uint8Array, publicKey: Uint8Array | null = spki, ca?: Parameters<typeof NsmDevice>[0] extends infer O ? O : never) {
-  const device = new NsmDevice({ pcrs: { 0: pcr0 }, ...(ca ?? {}) });
+async function documentFor(pcr0: Uint8Array, publicKey: Uint8Array | null = spki) {
+  const device = new NsmDevice({ pcrs: { 0: pcr0 } });
   return device.attestation({ publicKey });
 }
 
@@ -55,6 +55,7 @@ let dir: string;
 let server: KmsHttpServer;
 let client: KMSClient;
 const log: KmsLogEntry[] = [];
+const lastLog = (operation: string): KmsLogEntry => [...log].reverse().find((e) => e.operation === operation)!;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nsm-kms-'));
@@ -105,7 +106,7 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
     const cms = out.CiphertextForRecipient!;
     expect(opensslDecrypt(cms)).toEqual(SECRET);
     expect(await decryptCiphertextForRecipient(cms, pkcs8Pem)).toEqual(SECRET);
-    const entry = log.findLast((e) => e.operation === 'Decrypt')!;
+    const entry = lastLog('Decrypt');
     expect(entry.outcome).toBe('ok');
     expect(entry.policy!.statement).toBe("Sid 'EnclaveDecrypt'");
     expect(entry.policy!.condition).toContain('StringEqualsIgnoreCase kms:RecipientAttestation:PCR0');
@@ -117,7 +118,7 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
     const doc = await documentFor(OTHER_PCR0);
     const err = await exceptionOf(client.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, Recipient: { AttestationDocument: doc } })));
     expect(err).toEqual({ name: 'AccessDeniedException', status: 400 });
-    const entry = log.findLast((e) => e.operation === 'Decrypt')!;
+    const entry = lastLog('Decrypt');
     expect(entry.outcome).toBe('AccessDeniedException');
     expect(entry.policy!.outcome).toBe('implicit-deny');
     expect(entry.policy!.statement).toBe("Sid 'EnclaveDecrypt'");
@@ -150,7 +151,7 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
     expect(opensslDecrypt(allowed.CiphertextForRecipient!)).toEqual(SECRET);
     const err = await exceptionOf(client.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, Recipient: { AttestationDocument: await documentFor(PCR0) } })));
     expect(err.name).toBe('AccessDeniedException');
-    const entry = log.findLast((e) => e.operation === 'Decrypt')!;
+    const entry = lastLog('Decrypt');
     expect(entry.policy!.outcome).toBe('explicit-deny');
     expect(entry.policy!.statement).toBe("Sid 'NoDebugEnclaves'");
   });
@@ -168,7 +169,7 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
       const doc = await documentFor(PCR0);
       doc[doc.length - 1]! ^= 1; // last byte of the ES384 signature
       expect(await decrypt(doc)).toEqual({ name: 'ValidationException', status: 400 });
-      expect(log.findLast((e) => e.operation === 'Decrypt')!.detail).toMatch(/^signature: /);
+      expect(lastLog('Decrypt').detail).toMatch(/^signature: /);
     });
 
     it('a document under an untrusted root: ValidationException naming chain.root', async () => {
@@ -176,14 +177,14 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
       const { caAttester } = await import('../src/index.js');
       const device = new NsmDevice({ pcrs: { 0: PCR0 }, attester: caAttester(other) });
       expect(await decrypt(await device.attestation({ publicKey: spki }))).toEqual({ name: 'ValidationException', status: 400 });
-      expect(log.findLast((e) => e.operation === 'Decrypt')!.detail).toMatch(/^chain\.root: /);
+      expect(lastLog('Decrypt').detail).toMatch(/^chain\.root: /);
     });
 
     it('an EC public key: ValidationException (the key must be RSA)', async () => {
       const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const doc = await documentFor(PCR0, new Uint8Array(ec.publicKey.export({ type: 'spki', format: 'der' })));
       expect(await decrypt(doc)).toEqual({ name: 'ValidationException', status: 400 });
-      expect(log.findLast((e) => e.operation === 'Decrypt')!.detail).toContain('an EC key');
+      expect(lastLog('Decrypt').detail).toContain('an EC key');
     });
 
     it('no public key at all: ValidationException', async () => {

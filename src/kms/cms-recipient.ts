@@ -44,7 +44,6 @@ const OAEP_ALG = derSequence(
   derOid(CMS_OID.rsaesOaep),
   derSequence(der(0xa0, SHA256_ALG), der(0xa1, derSequence(derOid(CMS_OID.mgf1), SHA256_ALG))),
 );
-const OAEP_ALG_HEX = Array.from(OAEP_ALG, (b) => b.toString(16).padStart(2, '0')).join('');
 
 /** Imports a recipient SPKI (checked to be RSA) for RSA-OAEP-SHA-256 encryption. */
 export async function importRecipientKey(spki: Uint8Array): Promise<CryptoKey> {
@@ -124,10 +123,28 @@ function smallInt(node: BerNode | undefined, what: string): number {
   return n.value[0]!;
 }
 
-function derBytes(node: BerNode): string {
-  // Re-encode a definite-length parsed node for comparison with the expected OAEP identifier.
-  const enc = (n: BerNode): Uint8Array => (n.constructed ? der(n.tag, ...n.children.map(enc)) : der(n.tag, n.value));
-  return Array.from(enc(node), (b) => b.toString(16).padStart(2, '0')).join('');
+/** An AlgorithmIdentifier naming `oid` with absent or NULL parameters (both forms are seen). */
+function isAlg(node: BerNode | undefined, oid: string): boolean {
+  if (!node || node.tag !== 0x30) return false;
+  const [id, params, ...rest] = node.children;
+  return rest.length === 0 && oidOf(id, 'algorithm') === oid && (params === undefined || (params.tag === TAG.NULL && params.value.length === 0));
+}
+
+/** RSAES-OAEP-params must say SHA-256, MGF1 with SHA-256 and the empty label (the defaults are SHA-1). */
+function checkOaepParameters(params: BerNode | undefined): void {
+  const bad = (what: string): never => {
+    throw new CmsError(`keyEncryptionAlgorithm: ${what}; KMS uses RSAES-OAEP with SHA-256, MGF1-SHA-256 and an empty label`);
+  };
+  if (!params || params.tag !== 0x30) return bad('RSAES-OAEP-params are missing (the defaults are SHA-1)');
+  const byTag = new Map(params.children.map((c) => [c.tag, c]));
+  if (!isAlg(byTag.get(0xa0)?.children[0], CMS_OID.sha256)) bad('hashFunc is not sha256');
+  const mgf = byTag.get(0xa1)?.children[0];
+  if (!mgf || mgf.tag !== 0x30 || oidOf(mgf.children[0], 'maskGenFunc') !== CMS_OID.mgf1 || !isAlg(mgf.children[1], CMS_OID.sha256)) bad('maskGenFunc is not mgf1 with sha256');
+  const source = byTag.get(0xa2)?.children[0];
+  if (source) {
+    const label = source.children[1];
+    if (oidOf(source.children[0], 'pSourceFunc') !== '1.2.840.113549.1.1.9' || !label || berStringBytes(label, TAG.OCTET_STRING, 'label').length !== 0) bad('the label is not empty');
+  }
 }
 
 /** Parses a CiphertextForRecipient; throws {@link CmsError} naming the part that is not KMS's shape. */
@@ -154,7 +171,7 @@ export function parseCiphertextForRecipient(bytes: Uint8Array): RecipientEnvelop
   if (!rid || rid.tag !== 0x80) throw new CmsError('KeyTransRecipientInfo.rid is not [0] subjectKeyIdentifier');
   const alg = expect(ktri.children[2], 0x30, 'keyEncryptionAlgorithm');
   if (oidOf(alg.children[0], 'keyEncryptionAlgorithm') !== CMS_OID.rsaesOaep) throw new CmsError('keyEncryptionAlgorithm is not rsaesOaep');
-  if (derBytes(alg) !== OAEP_ALG_HEX) throw new CmsError('keyEncryptionAlgorithm parameters are not SHA-256 with MGF1-SHA-256 and an empty label');
+  checkOaepParameters(alg.children[1]);
   const encryptedKey = berStringBytes(expect(ktri.children[3], TAG.OCTET_STRING, 'encryptedKey'), TAG.OCTET_STRING, 'encryptedKey');
   const eci = expect(env.children[i++], 0x30, 'EncryptedContentInfo');
   if (oidOf(eci.children[0], 'EncryptedContentInfo.contentType') !== CMS_OID.data) throw new CmsError('EncryptedContentInfo.contentType is not id-data');
