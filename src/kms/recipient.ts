@@ -67,7 +67,7 @@ export async function checkRecipientDocument(bytes: Uint8Array, options: Recipie
   try {
     key = parseRsaSpki(document.publicKey);
   } catch (e) {
-    return invalid(`public_key: ${(e as Error).message}`);
+    return invalid(`public_key: ${(e as Error).message.replace(/^public_key /, '')}`);
   }
   return { document, key };
 }
