@@ -33,7 +33,7 @@ function startKms(args: string[]): Promise<{ url: string; child: ChildProcess; s
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number>((resolve) => child.on('close', (code) => (children.delete(child), resolve(code ?? -1))));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kms did not start: ${err}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`kms did not start: ${err}`)), 60_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)\n/.exec(out);
@@ -75,18 +75,18 @@ describe('nsm-emulator kms (process)', () => {
     await second.exited;
     good.destroy();
     again.destroy();
-  });
+  }, 180_000);
 
   it('refuses a state file that is a symbolic link', async () => {
     const state = join(dir, 'linked');
     mkdirSync(state);
     writeFileSync(join(dir, 'elsewhere.json'), '{}');
     symlinkSync(join(dir, 'elsewhere.json'), join(state, 'kms-state.json'));
-    const r = await spawnCli(['kms', '--state', state]);
+    const r = await spawnCli(['kms', '--state', state], '', 60_000);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/kms-state\.json: is a symbolic link/);
     expect(lstatSync(join(state, 'kms-state.json')).isSymbolicLink()).toBe(true);
-  });
+  }, 90_000);
 
   it('usage errors exit 2 with one line', async () => {
     const r = await runCli(['kms', '--listen', 'nope']);

@@ -4,7 +4,7 @@
  * `openssl cms -decrypt` and by the library's WebCrypto decryptor.
  */
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import {
   DescribeKeyCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
+  GenerateDataKeyPairCommand,
   GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand,
   GetKeyPolicyCommand,
@@ -222,6 +223,20 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
     expect(plain.Plaintext).toEqual(SECRET);
     expect((await exceptionOf(client.send(new DescribeKeyCommand({ KeyId: 'alias/does-not-exist' })))).name).toBe('NotFoundException');
     expect((await exceptionOf(client.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: '{"Statement":[{"Effect":"Maybe"}]}' })))).name).toBe('MalformedPolicyDocumentException');
+  });
+
+  it('GenerateDataKeyPair: the private key (PKCS#8) comes back to the enclave, matching PublicKey; without Recipient in PrivateKeyPlaintext', async () => {
+    const keyId = (await client.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!; // default policy: the account may do kms:*
+    const sealed = await client.send(new GenerateDataKeyPairCommand({ KeyId: keyId, KeyPairSpec: 'RSA_2048', Recipient: { AttestationDocument: await documentFor(PCR0) } }));
+    expect(sealed.PrivateKeyPlaintext).toBeUndefined();
+    const pkcs8 = opensslDecrypt(sealed.CiphertextForRecipient!);
+    const pub = createPublicKey(createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' })).export({ type: 'spki', format: 'der' });
+    expect(new Uint8Array(pub)).toEqual(sealed.PublicKey);
+    expect((await client.send(new DecryptCommand({ CiphertextBlob: sealed.PrivateKeyCiphertextBlob }))).Plaintext).toEqual(pkcs8);
+    const plain = await client.send(new GenerateDataKeyPairCommand({ KeyId: keyId, KeyPairSpec: 'ECC_NIST_P256' }));
+    const ec = createPrivateKey({ key: Buffer.from(plain.PrivateKeyPlaintext!), format: 'der', type: 'pkcs8' });
+    expect(ec.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    expect((await exceptionOf(client.send(new GenerateDataKeyPairCommand({ KeyId: keyId, KeyPairSpec: 'ECC_SECG_P256K1' })))).name).toBe('UnsupportedOperationException');
   });
 
   it('GenerateRandom: Plaintext without Recipient, CiphertextForRecipient with one', async () => {

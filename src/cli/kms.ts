@@ -29,9 +29,10 @@ standard error with the policy statement and condition that decided it. See docs
 
 Operations: CreateKey, DescribeKey, ListKeys, PutKeyPolicy, GetKeyPolicy, ListKeyPolicies,
 CreateAlias, ListAliases, EnableKey, DisableKey, Encrypt, Decrypt, GenerateDataKey,
-GenerateDataKeyWithoutPlaintext, GenerateRandom; Recipient on Decrypt, GenerateDataKey and
-GenerateRandom (the attestation document is verified against the trusted roots, its public_key
-must be RSA, and the secret comes back as CiphertextForRecipient).
+GenerateDataKeyWithoutPlaintext, GenerateDataKeyPair(WithoutPlaintext), GenerateRandom;
+Recipient on Decrypt, GenerateDataKey, GenerateDataKeyPair and GenerateRandom: the document
+is verified against the trusted roots, its public_key must be RSA, and the secret comes back
+as CiphertextForRecipient.
 
 Callers: requests must be SigV4-signed (as SDKs do); ANY access key and signature is accepted
 unless --credentials is given. The caller is arn:aws:iam::ACCOUNT:root unless --principal maps
@@ -288,7 +289,7 @@ async function check(args: string[], io: CliIo): Promise<number> {
 }
 
 export const command: CliCommand = {
-  summary: 'a local KMS endpoint enforcing key policies on attestation documents; kms check evaluates one offline',
+  summary: 'run a local KMS endpoint that enforces key policies on attestation documents (kms check: offline)',
   help: HELP,
   run: (args, io) => (args[0] === 'check' ? check(args.slice(1), io) : serve(args, io)),
 };

@@ -207,10 +207,21 @@ function policyOrThrow(text: string): KeyPolicy {
   }
 }
 
+/** Data key pairs: KMS's KeyPairSpec -> the WebCrypto key generation that makes it. */
+const KEY_PAIR_SPECS: Record<string, RsaHashedKeyGenParams | EcKeyGenParams> = {
+  RSA_2048: { name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+  RSA_3072: { name: 'RSA-OAEP', modulusLength: 3072, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+  RSA_4096: { name: 'RSA-OAEP', modulusLength: 4096, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+  ECC_NIST_P256: { name: 'ECDSA', namedCurve: 'P-256' },
+  ECC_NIST_P384: { name: 'ECDSA', namedCurve: 'P-384' },
+  ECC_NIST_P521: { name: 'ECDSA', namedCurve: 'P-521' },
+};
+
 /** The operations this endpoint answers, by X-Amz-Target name (after `TrentService.`). */
 export const KMS_OPERATIONS = [
   'CreateKey', 'DescribeKey', 'ListKeys', 'PutKeyPolicy', 'GetKeyPolicy', 'ListKeyPolicies', 'CreateAlias', 'ListAliases',
-  'Encrypt', 'Decrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'GenerateRandom', 'EnableKey', 'DisableKey',
+  'Encrypt', 'Decrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateRandom', 'EnableKey', 'DisableKey',
 ] as const;
 
 export class KmsService {
@@ -537,6 +548,35 @@ export class KmsService {
         if (op === 'GenerateDataKey') {
           if (recipient) out.CiphertextForRecipient = await KmsService.forRecipient(recipient, plain);
           else out.Plaintext = base64Encode(plain);
+        }
+        return out;
+      }
+      case 'GenerateDataKeyPair':
+      case 'GenerateDataKeyPairWithoutPlaintext': {
+        const k = key()!;
+        const spec = str(b, 'KeyPairSpec', { required: true })!;
+        const algorithm = KEY_PAIR_SPECS[spec];
+        if (!algorithm) {
+          if (['ECC_SECG_P256K1', 'SM2'].includes(spec)) throw new KmsError('UnsupportedOperationException', `KeyPairSpec ${spec} is not emulated (WebCrypto has no such curve)`);
+          validation('keyPairSpec', `Member must satisfy enum value set: [${Object.keys(KEY_PAIR_SPECS).join(', ')}, ECC_SECG_P256K1, SM2]`);
+        }
+        const ctx = context(b);
+        const doc = op === 'GenerateDataKeyPair' ? recipientDocument(b) : undefined;
+        const recipient = await this.recipient(entry, doc);
+        this.authorize(entry, caller, `kms:${op}`, k, KmsService.conditions(recipient, ctx));
+        this.enabled(k);
+        const pair = (await crypto.subtle.generateKey(algorithm!, true, algorithm!.name === 'ECDSA' ? ['sign', 'verify'] : ['encrypt', 'decrypt'])) as CryptoKeyPair;
+        const privateKey = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
+        const publicKey = new Uint8Array(await crypto.subtle.exportKey('spki', pair.publicKey));
+        const out: Body = {
+          PrivateKeyCiphertextBlob: base64Encode(await sealBlob(await this.blobKey(k), k.keyId, privateKey, ctx)),
+          PublicKey: base64Encode(publicKey),
+          KeyId: k.arn,
+          KeyPairSpec: spec,
+        };
+        if (op === 'GenerateDataKeyPair') {
+          if (recipient) out.CiphertextForRecipient = await KmsService.forRecipient(recipient, privateKey);
+          else out.PrivateKeyPlaintext = base64Encode(privateKey);
         }
         return out;
       }
