@@ -15,6 +15,7 @@ import { pemDecodeAll } from '../x509/pem.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags, parseTime } from './parse.js';
 import { isLoopback, parseListen } from './serve.js';
+import { stopSignal } from './stop-signal.js';
 import { decodeDocument } from './verify.js';
 import { INPUT_LIMITS, readInput } from './files.js';
 
@@ -201,10 +202,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     onEvent: (m) => io.stderr.write(`nsm-emulator kms: ${m}\n`),
   });
 
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const signal = stopSignal();
   try {
     let url: string;
     try {
@@ -220,11 +218,10 @@ async function serve(args: string[], io: CliIo): Promise<number> {
         `${credentials.size ? `SigV4 checked for ${credentials.size} key pair(s)` : 'any credentials accepted'}, ` +
         `state ${dir === undefined ? 'in memory' : `in ${dir}`}; stop with Ctrl-C or SIGTERM\n`,
     );
-    await stopped;
+    await signal.stopped;
     return 0;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    signal.dispose();
     await server.close();
   }
 }
