@@ -76,10 +76,20 @@ describe('certificate start times', () => {
     const first = offsets(await device.attestation()).offsets;
     now = t + 30 * MIN; // same leaf: every certificate is 30 minutes older
     expect(offsets(await device.attestation()).offsets).toEqual(first.map((o) => o + 30 * MIN));
+    const root = new X509Certificate(readFileSync('certs/root.pem'));
     for (const later of [4 * H, 2 * D, 9 * D, 45 * D]) {
       now = t + later; // a new leaf, and above it whatever is in use then: the ranges hold again
-      const o = offsets(await device.attestation()).offsets;
+      const doc = await device.attestation();
+      const o = offsets(doc).offsets;
       o.forEach((v, k) => expect(within(v, RANGES[LEVELS[k]!]), `+${later / H} h ${LEVELS[k]}`).toBe(true));
+      // node:crypto: each certificate is signed by the one above it and valid at the document time.
+      const [, , payload] = cbor.decode(doc) as [unknown, unknown, Uint8Array];
+      const m = cbor.decode(payload) as Map<string, unknown>;
+      const chain = [root, ...[...(m.get('cabundle') as Uint8Array[]).slice(1), m.get('certificate') as Uint8Array].map((c) => new X509Certificate(c))];
+      for (let i = 1; i < chain.length; i++) {
+        expect(chain[i]!.verify(chain[i - 1]!.publicKey) && chain[i]!.checkIssued(chain[i - 1]!), `+${later / H} h link ${i}`).toBe(true);
+        expect(Date.parse(chain[i]!.validFrom) <= now && now < Date.parse(chain[i]!.validTo)).toBe(true);
+      }
     }
   });
 });

@@ -8,6 +8,7 @@
  */
 import { sha384 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { instanceIdOf } from '../device/boot.js';
 import type { P384Backend, P384Key } from './p384.js';
 import {
   type CertExtension,
@@ -227,10 +228,10 @@ export function splitModuleId(moduleId: string): { instanceId: string; enclaveId
     const hex = m[2]!;
     return { instanceId: m[1]!, enclaveId: hexToBytes(hex) };
   }
-  const cut = moduleId.lastIndexOf('-enc');
   const enclaveId = sha384(new TextEncoder().encode(moduleId)).slice(0, 8);
   enclaveId[0] = 0x01;
-  return { instanceId: cut > 0 ? moduleId.slice(0, cut) : moduleId, enclaveId };
+  // The same parent instance the device measured into PCR4.
+  return { instanceId: instanceIdOf(moduleId), enclaveId };
 }
 
 /** The leaf serial: enclave id (8 bytes) || 00000000 || issuance time in Unix seconds (4 bytes). */
