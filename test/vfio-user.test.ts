@@ -246,6 +246,7 @@ describe('vfio-user server (in-memory link)', () => {
     expect((await c.dmaMap(0, 0x10000)).flags).toBe(1);
     expect((await c.dmaMap(0x8000, 0x10000)).error).toBe(17);
     expect((await c.dmaMap(0x20000, 0)).error).toBe(22);
+    expect((await c.dmaMap(2 ** 44, 2 ** 41)).error).toBe(12); // more than 1 TiB of mirrors: ENOMEM, nothing allocated
     expect((await c.dmaMap(0x10000, 0x1000, 1)).flags).toBe(1);
     const unmapped = await c.dmaUnmap(0, 0x8000);
     expect(unmapped.error).toBe(2);

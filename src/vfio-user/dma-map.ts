@@ -7,17 +7,19 @@
  *
  * Rules from the specification: a map over an existing range fails with EEXIST, an unmap must
  * name a mapping exactly (ENOENT otherwise) or use the unmap-all flag; the number of mappings is
- * bounded by what the server advertised (ENOSPC beyond).
+ * bounded by what the server advertised (ENOSPC beyond), and their total size by 1 TiB (ENOMEM).
  * @module
  */
 import type { GuestMemoryRegion } from '../virtio/guest-memory.js';
 import type { GuestRange } from '../virtio/queue-footprint.js';
-import { EEXIST, EINVAL, ENOENT, ENOSPC, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL } from './protocol.js';
+import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL } from './protocol.js';
 
 /** Largest piece of one mirror array. */
 const MIRROR_PIECE = 1 << 30;
 /** Guest addresses must stay below 2^53 (the device model's limit). */
 const ADDRESS_LIMIT = 2n ** 53n;
+/** Most bytes mapped at once (address space reserved for mirrors, committed only when touched). */
+export const DMA_MAPPED_LIMIT = 2 ** 40;
 
 export interface DmaMapping {
   readonly addr: number;
@@ -34,6 +36,11 @@ export class DmaMap {
 
   constructor(readonly maxMappings: number) {}
 
+  /** Bytes mapped in total. */
+  get mappedBytes(): number {
+    return this.mappings.reduce((n, m) => n + m.size, 0);
+  }
+
   /** Number of mappings in force. */
   get size(): number {
     return this.mappings.length;
@@ -47,9 +54,14 @@ export class DmaMap {
     const len = Number(size);
     for (const m of this.mappings) if (addr < m.addr + m.size && m.addr < addr + len) return EEXIST;
     if (this.mappings.length >= this.maxMappings) return ENOSPC;
+    if (this.mappedBytes + len > DMA_MAPPED_LIMIT) return ENOMEM;
     const pieces: GuestMemoryRegion[] = [];
-    for (let at = 0; at < len; at += MIRROR_PIECE) {
-      pieces.push({ guestAddress: BigInt(addr + at), bytes: new Uint8Array(Math.min(MIRROR_PIECE, len - at)) });
+    try {
+      for (let at = 0; at < len; at += MIRROR_PIECE) {
+        pieces.push({ guestAddress: BigInt(addr + at), bytes: new Uint8Array(Math.min(MIRROR_PIECE, len - at)) });
+      }
+    } catch {
+      return ENOMEM; // the runtime would not reserve the mirror
     }
     this.mappings.push({ addr, size: len, readable: (flags & VFIO_DMA_MAP_FLAG_READ) !== 0, writable: (flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0, pieces });
     this.mappings.sort((a, b) => a.addr - b.addr);

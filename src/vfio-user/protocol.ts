@@ -91,6 +91,7 @@ export const EPERM = 1;
 export const ENOENT = 2;
 export const EIO = 5;
 export const E2BIG = 7;
+export const ENOMEM = 12;
 export const EFAULT = 14;
 export const EEXIST = 17;
 export const ENODEV = 19;
