@@ -257,13 +257,18 @@ async function check(args: string[], io: CliIo): Promise<number> {
       : decodeDocument(docLabel, await readInput(docLabel, values.document, INPUT_LIMITS.document, 'an attestation document: at most 16 KiB, 32 KiB as hex', io));
   const roots = await readTrustRoots(values['trust-root'], io);
   const time = parseTimeOption(values.time);
+  if (values.principal !== undefined && !/^arn:aws:(iam|sts)::\d{12}:.+$/.test(values.principal)) {
+    throw new UsageError(`--principal '${values.principal}': expected an IAM or STS ARN (arn:aws:iam::ACCOUNT:...)`);
+  }
+  // The caller's account: --account, else the one in --principal's ARN.
+  const account = parseAccount(values.account) ?? (values.principal ? /::(\d{12}):/.exec(values.principal)![1] : undefined);
   try {
     const decision = await checkKeyPolicy({
       policy: policyText,
       action,
       encryptionContext: ctx,
       ...(document ? { document } : {}),
-      ...(parseAccount(values.account) ? { account: values.account! } : {}),
+      ...(account ? { account } : {}),
       ...(values.principal ? { principalArn: values.principal } : {}),
       ...(values['key-arn'] ? { keyArn: values['key-arn'] } : {}),
       verify: values['no-verify'] ? 'skip' : 'verify',
