@@ -34,6 +34,7 @@ interface Harness {
   dropped: string[];
   closed: number[][];
   signals: number[];
+  logs: string[];
   nextSignal(handle: number): Promise<void>;
 }
 
@@ -44,7 +45,8 @@ function harness(existing: VfioUserSession | VirtioNsmDevice = new VirtioNsmDevi
   const closed: number[][] = [];
   const signals: number[] = [];
   const waiters: Array<[number, () => void]> = [];
-  const session = existing instanceof VfioUserSession ? existing : new VfioUserSession(existing);
+  const logs: string[] = [];
+  const session = existing instanceof VfioUserSession ? existing : new VfioUserSession(existing, { log: (_l, m) => logs.push(m), dmaTimeoutMs: 2000 });
   let client!: TestVfioClient;
   const link: VfioUserLink = {
     send: (m) => queueMicrotask(() => client.deliver(m.slice())),
@@ -66,6 +68,7 @@ function harness(existing: VfioUserSession | VirtioNsmDevice = new VirtioNsmDevi
     dropped,
     closed,
     signals,
+    logs,
     nextSignal: (h) => new Promise((resolve) => waiters.push([h, resolve])),
   };
 }
@@ -365,7 +368,45 @@ describe('vfio-user server (in-memory link)', () => {
     expect(hex((await again.session.device.nsm.handleRaw(DESCRIBE_PCR0)))).toBe(hex(await seeded().handleRaw(DESCRIBE_PCR0)));
   });
 
-  it('refuses SET_IRQS it cannot honour and reports a failed DMA without hanging', async () => {
+  it('reports a DMA the client refuses, keeps answering, and serves the next kick once DMA works again', async () => {
+    const h = harness();
+    await bringUp(h);
+    h.client.dmaError = 14;
+    h.memory.write(REQ, DESCRIBE_PCR0);
+    h.memory.setLe(DESC, 8, REQ);
+    h.memory.setLe(DESC + 8, 4, DESCRIBE_PCR0.length);
+    h.memory.setLe(DESC + 16, 8, RESP);
+    h.memory.setLe(DESC + 24, 4, 0x3000);
+    h.memory.setLe(DESC + 28, 2, 2);
+    h.memory.setLe(AVAIL + 6, 2, 1);
+    h.memory.setLe(AVAIL + 2, 2, 2);
+    await h.client.bar4Write(0x3000, 2, 0, true);
+    await h.session.idle();
+    expect(h.logs.some((l) => /queue service stopped: DMA_READ failed in the client \(errno 14\)/.test(l))).toBe(true);
+    expect(h.memory.le(USED + 2, 2)).toBe(0);
+    expect(await h.client.bar4Read(COMMON.deviceStatus, 1)).toBe(15);
+    h.client.dmaError = 0;
+    const signalled = h.nextSignal(502);
+    await h.client.bar4Write(0x3000, 2, 0, true);
+    await signalled;
+    expect(hex(h.memory.read(RESP, h.memory.le(USED + 16, 4)))).toBe(hex(await seeded().handleRaw(DESCRIBE_PCR0)));
+  });
+
+  it('reads and writes BAR 4 through the VIRTIO_PCI_CAP_PCI_CFG window in configuration space', async () => {
+    const h = harness();
+    await bringUp(h);
+    const cap = (await capabilities(h.client)).find((x) => x.id === 0x09 && x.cfgType === 5)!;
+    await h.client.regionWrite(7, cap.at + 4, unhex('04')); // bar 4
+    await h.client.regionWrite(7, cap.at + 8, unhex('14000000')); // device_status
+    await h.client.regionWrite(7, cap.at + 12, unhex('01000000')); // 1 byte
+    expect(await h.client.configRead(cap.at + 16, 1)).toBe(15);
+    await h.client.regionWrite(7, cap.at + 8, unhex('10000000')); // config_msix_vector
+    await h.client.regionWrite(7, cap.at + 12, unhex('02000000'));
+    await h.client.regionWrite(7, cap.at + 16, unhex('0100'));
+    expect(await h.client.bar4Read(COMMON.msixConfig, 2)).toBe(1);
+  });
+
+  it('refuses SET_IRQS it cannot honour', async () => {
     const h = harness();
     await bringUp(h);
     withFds(h, [7]);
