@@ -1,7 +1,8 @@
 // Core device throughput through the raw API (CBOR bytes in, CBOR bytes out), each request
 // beside the raw cost of the same work in the same run: cbor-x decoding the request and
 // encoding the response object, plus SHA-384 of the same bytes for ExtendPCR and the same
-// CSPRNG draw for GetRandom. Target: DescribePCR >= 0.5x its baseline.
+// CSPRNG draw for GetRandom. Targets: DescribePCR >= 0.5x its baseline, DescribeNSM >= 0.8x
+// (its answer is encoded once and kept until a lock changes).
 import { sha384 } from '@noble/hashes/sha2.js';
 import { Decoder, Encoder } from 'cbor-x';
 import { NsmDevice, encodeRequest } from '../dist/index.js';
@@ -44,6 +45,7 @@ export async function run() {
         });
       },
       baseline: 'cbor-x decode + encode',
+      target: 0.8,
     },
     {
       name: 'GetRandom',

@@ -70,6 +70,34 @@ describe('responses as nsm-api (serde_cbor) encodes them', () => {
     expect(await ask(device(), '6b44657363726962654e534d')).toBe(expected);
   });
 
+  it('DescribeNSM: the answer follows every change of the locks (LockPCR, LockPCRs, reset, importState)', async () => {
+    const d = device();
+    const describe = '6b44657363726962654e534d';
+    // Expected bytes assembled by hand for a given set of locked indices (all below 24: one byte each).
+    const expected = (locked: number[]) =>
+      'a1' + '6b' + ascii('DescribeNSM') + 'a7' +
+      '6d' + ascii('version_major') + '01' + '6d' + ascii('version_minor') + '00' + '6d' + ascii('version_patch') + '00' +
+      '69' + ascii('module_id') + '7827' + ascii(d.moduleId) + '68' + ascii('max_pcrs') + '1820' +
+      '6b' + ascii('locked_pcrs') + (0x80 + locked.length).toString(16) + locked.map((i) => i.toString(16).padStart(2, '0')).join('') +
+      '66' + ascii('digest') + '66' + ascii('SHA384');
+    const boot = [...Array(16).keys()];
+    expect(await ask(d, describe)).toBe(expected(boot));
+    const first = await d.handleRaw(unhex(describe));
+    first.fill(0); // a caller scribbling on one answer does not change the next
+    expect(await ask(d, describe)).toBe(expected(boot));
+    const saved = d.exportState();
+    await ask(d, 'a1674c6f636b504352a165696e64657811'); // LockPCR 17
+    expect(await ask(d, describe)).toBe(expected([...boot, 17]));
+    await ask(d, 'a1684c6f636b50435273a16572616e676517'); // LockPCRs 23
+    expect(await ask(d, describe)).toBe(expected([...Array(23).keys()]));
+    d.importState(saved);
+    expect(await ask(d, describe)).toBe(expected(boot));
+    await ask(d, 'a1674c6f636b504352a165696e64657814'); // LockPCR 20
+    expect(await ask(d, describe)).toBe(expected([...boot, 20]));
+    d.reset();
+    expect(await ask(d, describe)).toBe(expected(boot));
+  });
+
   it("DescribeNSM: the same content as QEMU's 137-byte boot answer (spec 3.5), in nsm-api's key order", async () => {
     const qemu = unhex(
       'a16b44657363726962654e534da76664696765737466534841333834686d61785f706372731820696d6f64756c655f69646d692d3233342d656e63353637386b6c6f636b65645f7063727390000102030405060708090a0b0c0d0e0f6d76657273696f6e5f6d616a6f72016d76657273696f6e5f6d696e6f72006d76657273696f6e5f706174636800',

@@ -127,6 +127,9 @@ export class NsmDevice implements Nsm {
   private epoch = 0;
   private readonly faults: FaultPlan | null;
   private gone = false;
+  /** The encoded DescribeNSM answer, valid while the bank's lock generation is `describedAt`. */
+  private described: Uint8Array | null = null;
+  private describedAt = -1;
 
   /**
    * Powers on a device: boot PCR values set, PCRs 0-15 locked, 16-31 unlocked.
@@ -230,6 +233,8 @@ export class NsmDevice implements Nsm {
     return this.serialize(() => {
       if (this.gone) throw new NsmDeviceGoneError();
       const decoded = decodeRequest(bytes);
+      // Without injected faults the DescribeNSM answer is kept encoded until a lock changes.
+      if (decoded.ok && decoded.request.type === 'DescribeNSM' && this.faults === null) return this.describeNsmRaw();
       const r = decoded.ok ? this.run(decoded.request) : error(decoded.error);
       return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
     }, () => {
@@ -339,6 +344,16 @@ export class NsmDevice implements Nsm {
 
   /** @internal */ describeNsmNow(): NsmResponse {
     return { type: 'DescribeNSM', ...this.description() };
+  }
+
+  /** The encoded DescribeNSM answer; it changes only when a lock does, so it is kept until then. */
+  private describeNsmRaw(): Uint8Array {
+    const generation = this.bank.lockGeneration;
+    if (this.described === null || this.describedAt !== generation) {
+      this.described = encodeResponse(this.describeNsmNow());
+      this.describedAt = generation;
+    }
+    return this.described.slice();
   }
 
   /** @internal */ getRandomNow(): NsmResponse {

@@ -23,6 +23,12 @@ export class PcrBank {
   /** All 32 registers back to back, 48 bytes each. */
   private readonly values = new Uint8Array(MAX_PCRS * PCR_LENGTH);
   private readonly locks = new Array<boolean>(MAX_PCRS).fill(false);
+  private lockChanges = 0;
+
+  /** Changes whenever the set of locked registers may have changed (for caching DescribeNSM). */
+  get lockGeneration(): number {
+    return this.lockChanges;
+  }
 
   /**
    * Power-on: every register zero, then the given boot values, then [0, 16) locked.
@@ -31,6 +37,7 @@ export class PcrBank {
   boot(initial: ReadonlyMap<number, Uint8Array> = new Map()): void {
     this.values.fill(0);
     this.locks.fill(false);
+    this.lockChanges++;
     for (const [i, v] of initial) this.values.set(v, i * PCR_LENGTH);
     for (let i = 0; i < BOOT_LOCKED_PCRS; i++) this.locks[i] = true;
   }
@@ -59,6 +66,7 @@ export class PcrBank {
 
   /** Locks register `i` (locking a locked register changes nothing). */
   lock(i: number): void {
+    if (this.locks[i] !== true) this.lockChanges++;
     this.locks[i] = true;
   }
 
@@ -85,6 +93,7 @@ export class PcrBank {
       throw new RangeError('PCR bank state has the wrong size');
     }
     this.values.set(state.values);
+    this.lockChanges++;
     for (let i = 0; i < MAX_PCRS; i++) this.locks[i] = state.locks[i] === true;
   }
 }

@@ -98,19 +98,30 @@ export class CborWriter {
 
   /** Text string (major type 3), UTF-8. */
   text(s: string): this {
-    // Fast path for short ASCII (every key and most values on this wire).
-    if (s.length < 24) {
-      this.ensure(1 + s.length);
+    // Fast path for ASCII up to 255 characters (every key and value on this wire, module_id
+    // included): one or two header bytes, then one byte per character, no TextEncoder.
+    const n = s.length;
+    if (n <= 0xff) {
+      this.ensure(2 + n);
+      const start = this.pos;
+      const buf = this.buf;
+      let p = start + (n < 24 ? 1 : 2);
       let ascii = true;
-      for (let i = 0; i < s.length; i++) {
-        if (s.charCodeAt(i) > 0x7f) {
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) {
           ascii = false;
           break;
         }
+        buf[p++] = c;
       }
       if (ascii) {
-        this.buf[this.pos++] = 0x60 | s.length;
-        for (let i = 0; i < s.length; i++) this.buf[this.pos++] = s.charCodeAt(i);
+        if (n < 24) buf[start] = 0x60 | n;
+        else {
+          buf[start] = 0x78;
+          buf[start + 1] = n;
+        }
+        this.pos = p;
         return this;
       }
     }

@@ -52,7 +52,8 @@ export function encodeResponse(r: NsmResponse): Uint8Array {
     case 'LockPCRs':
       return LOCK_PCRS.slice();
     case 'DescribeNSM': {
-      const w = new CborWriter(160).mapHeader(1).text('DescribeNSM').mapHeader(7);
+      // Fixed part 125 bytes; module_id up to 2 + length (ASCII); each index 1 or 2.
+      const w = new CborWriter(128 + 3 * r.moduleId.length + 2 * r.lockedPcrs.length + r.digest.length).mapHeader(1).text('DescribeNSM').mapHeader(7);
       w.text('version_major').uint(r.versionMajor);
       w.text('version_minor').uint(r.versionMinor);
       w.text('version_patch').uint(r.versionPatch);
