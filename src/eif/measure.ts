@@ -24,6 +24,12 @@ export interface EifMeasureOptions {
   readonly crc32?: EifReadOptions['crc32'];
   /** SHA-384 implementation (default: @noble/hashes). */
   readonly sha384?: Sha384Factory;
+  /**
+   * SHA-384 for PCR2's chain only (default: `sha384`). It hashes the application ramdisks while
+   * PCR0's chain hashes the same bytes, so a runtime with threads can run it on another core;
+   * it is never cloned.
+   */
+  readonly pcr2Sha384?: Sha384Factory;
 }
 
 export interface EifPcrs {
@@ -71,7 +77,7 @@ export async function measureEif(source: EifSource, options: EifMeasureOptions =
   const factory = options.sha384 ?? nobleSha384;
   const image = factory();
   let bootstrap: Sha384Hasher | null = null; // null while it equals `image`
-  const app = factory();
+  const app = (options.pcr2Sha384 ?? factory)();
   let ramdisks = 0;
   let toApp = false;
   const layout = await readEif(source, {

@@ -7,6 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
 import { eifBootProfile, type EifBootParent, type EifBootProfile } from '../eif/boot-profile.js';
 import { crc32 as jsCrc32, type Crc32Function } from '../eif/crc32.js';
@@ -15,6 +16,7 @@ import { measureEif, type EifMeasurement } from '../eif/measure.js';
 import { assertEifSignature } from '../eif/signature-check.js';
 import { EifFormatError } from '../eif/errors.js';
 import type { SizedSource } from '../eif/source.js';
+import { WorkerHashError, workerSha384 } from './worker-sha384.js';
 
 /** Bytes read from a file at a time. */
 export const FILE_CHUNK = 1 << 20;
@@ -64,9 +66,45 @@ export const nodeCrc32: Crc32Function =
     ? (crc, chunk) => (zlib as unknown as { crc32(d: Uint8Array, v: number): number }).crc32(chunk, crc)
     : jsCrc32;
 
-/** Measures an EIF file with the native hash and CRC. Throws EifFormatError and file-system errors. */
-export async function measureEifFile(path: string): Promise<EifMeasurement> {
-  return measureEif(await fileSource(path, { reuseBuffer: true }), { sha384: nodeSha384, crc32: nodeCrc32 });
+/** Files at least this large get PCR2's hash chain on a worker thread when there are 2+ cores. */
+export const PARALLEL_MEASURE_MIN_SIZE = 32 << 20;
+
+export interface MeasureEifFileOptions {
+  /**
+   * Hash PCR2's chain on a worker thread (default: when the file is at least
+   * {@link PARALLEL_MEASURE_MIN_SIZE} bytes and this process may use two or more cores).
+   */
+  readonly parallel?: boolean;
+}
+
+/**
+ * Measures an EIF file with the native hash and CRC. Throws EifFormatError and file-system errors.
+ * PCR0 and PCR2 both hash the application ramdisk from different starting states; on two or
+ * more cores the PCR2 chain runs on a worker thread, so the wall time is about one hash pass.
+ * If that thread fails the file is measured again on this thread alone.
+ */
+export async function measureEifFile(path: string, options: MeasureEifFileOptions = {}): Promise<EifMeasurement> {
+  const source = await fileSource(path, { reuseBuffer: true });
+  const parallel = options.parallel ?? (source.size >= PARALLEL_MEASURE_MIN_SIZE && availableParallelism() >= 2);
+  if (parallel) {
+    let pcr2: ReturnType<typeof workerSha384> | null = null;
+    try {
+      pcr2 = workerSha384();
+    } catch {
+      // No worker thread available: measure on this thread.
+    }
+    if (pcr2 !== null) {
+      const hasher = pcr2;
+      try {
+        return await measureEif(source, { sha384: nodeSha384, crc32: nodeCrc32, pcr2Sha384: () => hasher });
+      } catch (e) {
+        if (!(e instanceof WorkerHashError)) throw e;
+      } finally {
+        hasher.dispose();
+      }
+    }
+  }
+  return measureEif(source, { sha384: nodeSha384, crc32: nodeCrc32 });
 }
 
 /**
