@@ -38,3 +38,4 @@ export { DerError } from './x509/der.js';
 export { VERSION } from './version.js';
 export * from './inspector/index.js';
 export * from './kms/index.js';
+export { loadNistCurves, NistCurvesNotLoadedError } from './x509/nist-curves.js';

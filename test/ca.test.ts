@@ -9,8 +9,9 @@ import { NsmDevice, SeededRandom } from '../src/index.js';
 import { committedTestCa, createTestCa, testCaToPem, verifyAttestationDocument } from '../src/attestation/index.js';
 import { COMMITTED_CA_PEM } from '../src/attestation/committed-ca.js';
 import { CaDirError, attesterFromCaDir, caModuleSource, loadCaDir, writeCaDir } from '../src/node/ca-dir.js';
+import { execFileSync } from 'node:child_process';
 import { intermediatesAt } from '../src/attestation/chain-schedule.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, spawnCli } from './helpers/cli.js';
 
 const T = Date.UTC(2026, 5, 1, 12, 0, 0);
 const tmp = () => mkdtempSync(join(tmpdir(), 'nsm-ca-'));
@@ -108,6 +109,26 @@ describe('CA directories', () => {
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
     const device = new NsmDevice({ attester: await attesterFromCaDir(dir), clock: () => T });
     await verifyAttestationDocument(await device.attestation(), { root: readFileSync(join(dir, 'root.pem'), 'utf8'), time: 'document' });
+  });
+});
+
+describe('CA keys without their public key', () => {
+  it('load in a fresh process (pure-JS ECDSA loaded on demand) and sign documents that verify', async () => {
+    const dir = tmp();
+    await writeCaDir(dir, await createTestCa());
+    // openssl rewrites the key as PKCS#8 holding only the private scalar.
+    for (const level of ['root']) {
+      const key = join(dir, `${level}.key`);
+      const sec1 = execFileSync('openssl', ['ec', '-in', key, '-no_public'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const pkcs8 = execFileSync('openssl', ['pkcs8', '-topk8', '-nocrypt'], { input: sec1, stdio: ['pipe', 'pipe', 'ignore'] });
+      expect(createPrivateKey(pkcs8).export({ format: 'der', type: 'pkcs8' }).length).toBeLessThan(readFileSync(key).length);
+      writeFileSync(key, pkcs8);
+    }
+    const att = await spawnCli(['attest', '--ca', dir, '--time', '2026-06-01T13:00:00Z', '--format', 'hex']);
+    expect(att.stderr).toBe('');
+    expect(att.code).toBe(0);
+    const v = await verifyAttestationDocument(Buffer.from(att.stdout.trim(), 'hex'), { root: readFileSync(join(dir, 'root.pem'), 'utf8'), time: 'document' });
+    expect(v.moduleId).toMatch(/^i-/);
   });
 });
 

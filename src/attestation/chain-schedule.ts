@@ -151,7 +151,7 @@ export class ChainSchedule {
       const issuer = await issuerOf();
       const region = this.ca.region;
       const scalar = (toBigInt(this.derive(`${label}/key`, 64)) % (N - 1n)) + 1n;
-      const key = P384Key.fromPrivate(toBytes(scalar, 48));
+      const key = await P384Key.derive(toBytes(scalar, 48), backend);
       const serial = this.derive(`${label}/serial`, RANDOM_SERIAL_BYTES[level]);
       const id = bytesToHex(this.derive(`${label}/name`, 8));
       const name = level === 'regional' ? regionalName(id, region) : level === 'zonal' ? zonalName(id, region) : instanceName(instanceId, region);

@@ -7,11 +7,11 @@
  * remembers the WebCrypto handle made for it so it is imported at most once.
  * @module
  */
-import { p384 } from '@noble/curves/nist.js';
 import { type RandomSource, systemRandom } from '../device/random.js';
 import { DerError, TAG, expectTag, readDerExact, derChildren, unsignedValue } from '../x509/der.js';
 import { der, derUnsigned } from '../x509/der-write.js';
 import { base64Decode } from '../x509/pem.js';
+import { loadNistCurves, nistCurves } from '../x509/nist-curves.js';
 
 /** Bytes of a scalar or coordinate. */
 export const P384_SIZE = 48;
@@ -35,9 +35,22 @@ export class P384Key {
     this.web = webKey ? Promise.resolve(webKey) : null;
   }
 
-  /** Derives the public key (pure JS). */
+  /**
+   * Derives the public key (pure JS). Needs @noble/curves loaded: use {@link P384Key.derive},
+   * or call this after `loadNistCurves()` has resolved.
+   */
   static fromPrivate(privateKey: Uint8Array): P384Key {
-    return new P384Key(privateKey, p384.getPublicKey(privateKey, false));
+    return new P384Key(privateKey, nistCurves().p384.getPublicKey(privateKey, false));
+  }
+
+  /**
+   * Derives the public key: through `backend` when it can (native), else in pure JS, loading
+   * @noble/curves first if needed. Either way the key is the same.
+   */
+  static async derive(privateKey: Uint8Array, backend?: P384Backend): Promise<P384Key> {
+    if (backend?.publicKeyOf) return new P384Key(privateKey, await backend.publicKeyOf(privateKey));
+    await loadNistCurves();
+    return P384Key.fromPrivate(privateKey);
   }
 
   /** The WebCrypto signing handle (imported on first use, then kept). */
@@ -70,6 +83,11 @@ export interface P384Backend {
   sign(key: P384Key, message: Uint8Array): Promise<Uint8Array>;
   /** Checks a 96-byte r || s signature. */
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  /**
+   * The 97-byte uncompressed public point of a private scalar, derived natively; without it
+   * {@link P384Key.derive} loads @noble/curves to derive it.
+   */
+  publicKeyOf?(privateKey: Uint8Array): Promise<Uint8Array>;
 }
 
 // The hash as a dictionary: Node normalizes it measurably faster than the string form.
@@ -120,12 +138,15 @@ export const nobleBackend: P384Backend = {
   name: 'noble',
   deterministic: true,
   async generate(random) {
+    const { p384 } = await loadNistCurves();
     return P384Key.fromPrivate(p384.utils.randomSecretKey(random.bytes(p384.lengths.seed!)));
   },
   async sign(key, message) {
+    const { p384 } = await loadNistCurves();
     return p384.sign(message, key.privateKey, { lowS: false });
   },
   async verify(publicKey, message, signature) {
+    const { p384 } = await loadNistCurves();
     try {
       return p384.verify(signature, message, publicKey, { lowS: false });
     } catch {

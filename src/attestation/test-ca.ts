@@ -17,6 +17,7 @@ import { pemDecode, pemEncode } from '../x509/pem.js';
 import { DEFAULT_REGION, type IssuedCert, RANDOM_SERIAL_BYTES, TEST_ROOT_NAME, issueCertificate } from './chain-profile.js';
 import { type P384BackendChoice, type P384Key, selectBackend } from './p384.js';
 import { decodePkcs8, encodePkcs8 } from './pkcs8.js';
+import { NistCurvesNotLoadedError } from '../x509/nist-curves.js';
 import { keyIdentifier } from './x509-build.js';
 
 export interface TestCa {
@@ -115,6 +116,7 @@ function loadPair(part: string, level: 'root', pair: PemPair, issuer: IssuedCert
   try {
     key = decodePkcs8(pemDecode(pair.privateKey, 'PRIVATE KEY'));
   } catch (e) {
+    if (e instanceof NistCurvesNotLoadedError) throw e; // a key without its public key: load, then retry
     throw new TestCaError(`${part} private key`, (e as Error).message);
   }
   let cert;

@@ -4,9 +4,9 @@
  * signature r || s over the `Signature1` structure, hashed with the curve's own hash.
  * @module
  */
-import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { CborWriter } from '../wire/cbor-encode.js';
 import { type CborValue, CborDecodeError, decodeCbor } from '../wire/cbor-decode.js';
+import { type NistCurves, nistCurves } from '../x509/nist-curves.js';
 import type { EcCurve } from '../x509/oids.js';
 import type { EcPublicKey } from './certificate.js';
 import { EifSignatureError } from './errors.js';
@@ -14,10 +14,10 @@ import { EifSignatureError } from './errors.js';
 export const COSE_ALGORITHMS = { ES256: -7, ES384: -35, ES512: -36 } as const;
 export type CoseAlgorithm = keyof typeof COSE_ALGORITHMS;
 
-const BY_CURVE: Record<EcCurve, { alg: CoseAlgorithm; ecdsa: typeof p256; size: number }> = {
-  'P-256': { alg: 'ES256', ecdsa: p256, size: 32 },
-  'P-384': { alg: 'ES384', ecdsa: p384, size: 48 },
-  'P-521': { alg: 'ES512', ecdsa: p521, size: 66 },
+const BY_CURVE: Record<EcCurve, { alg: CoseAlgorithm; ecdsa: (c: NistCurves) => NistCurves['p256']; size: number }> = {
+  'P-256': { alg: 'ES256', ecdsa: (c) => c.p256, size: 32 },
+  'P-384': { alg: 'ES384', ecdsa: (c) => c.p384, size: 48 },
+  'P-521': { alg: 'ES512', ecdsa: (c) => c.p521, size: 66 },
 };
 
 export interface CoseSign1 {
@@ -41,11 +41,14 @@ export function algorithmForCurve(curve: EcCurve): CoseAlgorithm {
   return BY_CURVE[curve].alg;
 }
 
-/** Signs `payload` (deterministic ECDSA, RFC 6979) and returns the untagged COSE_Sign1 bytes. */
+/**
+ * Signs `payload` (deterministic ECDSA, RFC 6979) and returns the untagged COSE_Sign1 bytes.
+ * Needs @noble/curves loaded (`loadNistCurves()`), as {@link verifyCoseSign1} does.
+ */
 export function signCoseSign1(payload: Uint8Array, key: { curve: EcCurve; secret: Uint8Array }): Uint8Array {
   const { alg, ecdsa } = BY_CURVE[key.curve];
   const prot = protectedHeader(COSE_ALGORITHMS[alg]);
-  const sig = ecdsa.sign(sigStructure(prot, payload), key.secret, { prehash: true });
+  const sig = ecdsa(nistCurves()).sign(sigStructure(prot, payload), key.secret, { prehash: true });
   return new CborWriter(64 + payload.length + sig.length).arrayHeader(4).bytes(prot).mapHeader(0).bytes(payload).bytes(sig).finish();
 }
 
@@ -91,10 +94,11 @@ export function verifyCoseSign1(cose: CoseSign1, key: EcPublicKey): void {
   if (cose.algorithm !== COSE_ALGORITHMS[alg]) {
     throw new EifSignatureError('UNSUPPORTED_ALGORITHM', `PCR0 signature algorithm ${cose.algorithm ?? '(none)'} does not match the ${key.curve} certificate key (expected ${alg}, ${COSE_ALGORITHMS[alg]})`);
   }
+  const curves = nistCurves();
   let ok = false;
   if (cose.signature.length === 2 * size) {
     try {
-      ok = ecdsa.verify(cose.signature, sigStructure(cose.protectedBytes, cose.payload), key.point, { prehash: true, lowS: false });
+      ok = ecdsa(curves).verify(cose.signature, sigStructure(cose.protectedBytes, cose.payload), key.point, { prehash: true, lowS: false });
     } catch {
       ok = false;
     }

@@ -19,6 +19,7 @@ import { type Sha384Factory, type Sha384Hasher, ZERO_PCR, nobleSha384 } from './
 import { type EifLayout, type EifReadOptions, readEif } from './reader.js';
 import { type PcrSignatureEntry, SignatureSectionError, decodeSignatureSection } from './signature-section.js';
 import type { EifSource } from './source.js';
+import { loadNistCurves } from '../x509/nist-curves.js';
 
 export interface EifMeasureOptions {
   readonly crc32?: EifReadOptions['crc32'];
@@ -106,6 +107,7 @@ export async function measureEif(source: EifSource, options: EifMeasureOptions =
   if (layout.signature) {
     const s = layout.sections.find((x) => x.type === 'signature')!;
     signature = signingCertificateDer(layout.signature, s.dataOffset);
+    await loadNistCurves(); // checkEifSignature verifies it synchronously
     const h = factory();
     h.update(signature.certificateDer);
     d8 = h.digest();

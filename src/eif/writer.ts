@@ -8,7 +8,7 @@
  * pass over {@link BuiltEif.chunks} produces the file.
  * @module
  */
-import { p256, p384, p521 } from '@noble/curves/nist.js';
+import { type NistCurves, loadNistCurves, nistCurves } from '../x509/nist-curves.js';
 import type { EcCurve } from '../x509/oids.js';
 import { latin1Text } from '../x509/pem.js';
 import { certificateDerFromPem, parseCertificate } from './certificate.js';
@@ -61,7 +61,7 @@ interface Part {
   readonly source: SizedSource;
 }
 
-const ECDSA: Record<EcCurve, typeof p256> = { 'P-256': p256, 'P-384': p384, 'P-521': p521 };
+const ECDSA: Record<EcCurve, (c: NistCurves) => NistCurves['p256']> = { 'P-256': (c) => c.p256, 'P-384': (c) => c.p384, 'P-521': (c) => c.p521 };
 
 async function* passOver(source: SizedSource, what: string): AsyncGenerator<Uint8Array> {
   let n = 0;
@@ -93,7 +93,7 @@ function signatureSection(signing: EifSigning, pcr0: Uint8Array): Uint8Array {
   else {
     const cert = parseCertificate(der);
     const key = parseEcPrivateKeyPem(signing.privateKeyPem);
-    if (!cert.publicKey || cert.publicKey.curve !== key.curve || !equal(ECDSA[key.curve].getPublicKey(key.secret, false), cert.publicKey.point)) {
+    if (!cert.publicKey || cert.publicKey.curve !== key.curve || !equal(ECDSA[key.curve](nistCurves()).getPublicKey(key.secret, false), cert.publicKey.point)) {
       throw new EifBuildError('KEY_MISMATCH', "the private key does not belong to the signing certificate's public key");
     }
     cose = signCoseSign1(encodePcrInfo(0, pcr0), key);
@@ -139,6 +139,7 @@ export async function buildEif(options: EifBuildOptions): Promise<BuiltEif> {
   ];
   let pcr8: Uint8Array | null = null;
   if (options.signing) {
+    if (!('coseSign1' in options.signing)) await loadNistCurves();
     const section = signatureSection(options.signing, pcrs0.pcr0);
     parts.push({ type: SECTION_TYPES.signature, source: sizedSource(section) });
     const der = certificateDerFromPem(latin1Text(typeof options.signing.certificatePem === 'string' ? new TextEncoder().encode(options.signing.certificatePem) : options.signing.certificatePem))!;

@@ -10,7 +10,7 @@
  * accepted and ignored (their files are not read).
  * @module
  */
-import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { type KeyObject, createECDH, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { InputTooLargeError, readFileBounded } from './bounded-read.js';
 import { PrivateFileError, checkTargets, ensurePrivateDir, writeFileExclusive } from './private-files.js';
 import { isAbsolute, join } from 'node:path';
@@ -18,6 +18,7 @@ import type { AttesterFactory } from '../device/attester.js';
 import { type CaAttesterOptions, caAttester } from '../attestation/ca-attester.js';
 import { type PemPair, type TestCa, type TestCaPem, TestCaError, testCaFromPem, testCaToPem } from '../attestation/test-ca.js';
 import { type P384Backend, P384Key } from '../attestation/p384.js';
+import { NistCurvesNotLoadedError, loadNistCurves } from '../x509/nist-curves.js';
 import { committedTestCa } from '../attestation/default-attester.js';
 import { systemRandom } from '../device/random.js';
 import type { IssuedCert } from '../attestation/chain-profile.js';
@@ -112,7 +113,14 @@ export async function loadCaDir(dir: string): Promise<TestCa> {
   const pem = await readCaDirPem(dir);
   let ca: TestCa;
   try {
-    ca = testCaFromPem(pem);
+    try {
+      ca = testCaFromPem(pem);
+    } catch (e) {
+      // A PKCS#8 file without its public key: deriving it needs pure-JS ECDSA, loaded on demand.
+      if (!(e instanceof NistCurvesNotLoadedError)) throw e;
+      await loadNistCurves();
+      ca = testCaFromPem(pem);
+    }
   } catch (e) {
     if (e instanceof TestCaError) {
       const file = e.part.endsWith('private key') ? 'root.key' : 'root.pem';
@@ -121,10 +129,21 @@ export async function loadCaDir(dir: string): Promise<TestCa> {
     throw e;
   }
   // A PKCS#8 file states its public key; make sure the private scalar really produces it.
-  if (!sameBytes(P384Key.fromPrivate(ca.root.key.privateKey).publicKey, ca.root.key.publicKey)) {
+  if (!sameBytes(publicKeyOf(ca.root.key.privateKey), ca.root.key.publicKey)) {
     throw new CaDirError(join(dir, 'root.key'), 'the private key does not produce the public key stored with it');
   }
   return ca;
+}
+
+/** The uncompressed public point of a P-384 private scalar (node:crypto); empty when the scalar is invalid. */
+function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  try {
+    const ecdh = createECDH('secp384r1');
+    ecdh.setPrivateKey(privateKey);
+    return new Uint8Array(ecdh.getPublicKey());
+  } catch {
+    return new Uint8Array(0);
+  }
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -158,6 +177,11 @@ export function nodeCryptoBackend(): P384Backend {
     },
     async sign(key, message) {
       return new Uint8Array(sign('sha384', message, { key: handle(key), dsaEncoding: 'ieee-p1363' }));
+    },
+    async publicKeyOf(privateKey) {
+      const ecdh = createECDH('secp384r1');
+      ecdh.setPrivateKey(privateKey);
+      return new Uint8Array(ecdh.getPublicKey());
     },
     async verify(publicKey, message, signature) {
       try {
