@@ -1,6 +1,7 @@
 // Measuring an EIF with PCR2's hash chain on a worker thread (src/node/worker-sha384.ts) gives the
 // same values as one thread and as SHA-384 computed directly from the inputs with node:crypto;
 // a worker that dies is noticed and reported, never waited on forever.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,17 @@ describe('SHA-384 on a worker thread', () => {
 
   it('hashes nothing as the SHA-384 of the empty string', () => {
     expect(hex(workerSha384().digest())).toBe('38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14898b95b');
+  });
+
+  it('starts in a process run as `node --input-type=module -e` (the worker does not inherit its flags)', () => {
+    // Against the built package (npm test builds dist/ first), in a process of its own.
+    const script = `
+      const { workerSha384 } = await import(${JSON.stringify(new URL('../dist/node/worker-sha384.js', import.meta.url).href)});
+      const h = workerSha384({ startTimeoutMs: 4000 });
+      h.update(new TextEncoder().encode('abc'));
+      console.log(Buffer.from(h.digest()).toString('hex'));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(out.trim()).toBe(hex(sha384(new TextEncoder().encode('abc'))));
   });
 
   it('a worker that is gone makes update/digest throw WorkerHashError instead of waiting forever', async () => {

@@ -20,7 +20,7 @@ import type { Sha384Hasher } from '../eif/hash.js';
 export const RING_SLOTS = 16;
 export const RING_SLOT_SIZE = 256 * 1024;
 /** How long `update`/`digest` wait for a worker that has not started before giving up on it. */
-export const WORKER_START_TIMEOUT_MS = 10_000;
+export const WORKER_START_TIMEOUT_MS = 5_000;
 /** How long they wait for a running worker that makes no progress (it died) before giving up. */
 export const WORKER_STALL_TIMEOUT_MS = 30_000;
 
@@ -47,9 +47,9 @@ const DONE = 4;
 
 // The worker: claims the ring (IDLE -> RUNNING unless the owner gave up on it), hashes each
 // published slot in order, and on FINAL writes the digest after the ring and reports DONE.
+// Dynamic imports, so the source runs whether Node evaluates it as CommonJS or as a module.
 const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
+Promise.all([import('node:worker_threads'), import('node:crypto')]).then(([{ workerData }, { createHash }]) => {
 const c = new Int32Array(workerData.control);
 const data = new Uint8Array(workerData.data);
 const [HEAD, TAIL, SIGNAL, STATE, FINAL, LENGTHS, SLOTS, SLOT] = workerData.layout;
@@ -80,6 +80,7 @@ if (Atomics.compareExchange(c, STATE, 0, 1) === 0) {
     Atomics.notify(c, STATE);
   }
 }
+});
 `;
 
 /** A {@link Sha384Hasher} on its own thread; `dispose` stops the thread if `digest` was never reached. */
@@ -97,6 +98,7 @@ export function workerSha384(options: { startTimeoutMs?: number; stallTimeoutMs?
   const ring = new Uint8Array(shared);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
+    execArgv: [], // not this process's flags (--input-type=module, --cpu-prof, ...)
     workerData: { control, data: shared, layout: [HEAD, TAIL, SIGNAL, STATE, FINAL, LENGTHS, RING_SLOTS, RING_SLOT_SIZE] },
     stdout: false,
     stderr: false,
