@@ -1,22 +1,20 @@
-// DescribePCR round trips through the /dev/nsm preload shim and the socket server, driven by a
-// C client (test/native/nsm-client.c, the nsm-lib ioctl pattern) looping in its own process.
-// Baselines, measured in the same run: the same client through the same shim, socket and
-// framing to a bare server that answers every frame with the same response bytes without a
-// device (so the ratio is what the device and server add to the transport), and the raw
-// in-process API (device.handleRaw) doing the same request.
+// DescribePCR round trips through the /dev/nsm preload shim and the socket server, driven by C
+// clients (test/native/nsm-client.c, the nsm-lib ioctl pattern) looping in their own processes,
+// with one client and with 4 at once. The floor, measured in the same run with as many clients:
+// bare C clients and a C poll() server (bench/native/frame-echo.c) speaking the same framing
+// over a Unix socket and answering the same response bytes, with no shim, device or JavaScript.
+// Also beside the raw in-process API (device.handleRaw) doing the same request.
 // The seccomp supervisor route: the same client and server with the supervisor answering the
 // system calls instead of the shim (baseline: the shim), and what the filter costs a program's
 // other system calls (an ioctl the filter lets through, an open it reports) against the same
 // loop run without the supervisor.
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NsmDevice, encodeRequest } from '../dist/index.js';
 import { NsmServer } from '../dist/node/server.js';
-import { FrameReader, encodeFrame } from '../dist/node/framing.js';
 import { buildShim } from '../dist/node/shim-build.js';
 import { shimEnvironment } from '../dist/node/shim-env.js';
 import { buildSupervisor, probeSupervisor, supervisorCommand } from '../dist/node/supervisor.js';
@@ -58,28 +56,29 @@ function startClient(client, requestHex, env, wrap = (argv) => argv, mode = ['be
   };
 }
 
-/** A server with the same framing that answers every request with `response`, no device. */
-function echoServer(path, response) {
-  const framed = encodeFrame(response);
-  const server = createServer((socket) => {
-    const reader = new FrameReader();
-    socket.on('data', (chunk) => {
-      for (const ev of reader.push(chunk)) if (ev.kind !== 'overCap') socket.write(framed);
-    });
-    socket.on('error', () => {});
+/** Starts the C echo server on `path`; resolves once it listens. */
+function startEchoServer(binary, path, responseHex) {
+  const child = spawn(binary, ['server', path, responseHex], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`frame-echo server exited with ${code}`)));
   });
-  return new Promise((resolve) => server.listen(path, () => resolve(server)));
+}
+
+function compile(out, source) {
+  const cc = spawnSync('cc', ['-O2', '-pthread', '-o', out, source], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(cc.stderr);
+  return out;
 }
 
 export async function run() {
   if (spawnSync('cc', ['--version'], { stdio: 'ignore' }).status !== 0) {
-    console.warn('shim bench SKIPPED: no C compiler (cc) to build the shim and the client');
+    console.warn('shim bench SKIPPED: no C compiler (cc) to build the shim and the clients');
     return [];
   }
   const dir = mkdtempSync(join(tmpdir(), 'nsm-bench-'));
-  const client = join(dir, 'nsm-client');
-  const cc = spawnSync('cc', ['-O2', '-pthread', '-o', client, join(here, '..', 'test', 'native', 'nsm-client.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(cc.stderr);
+  const client = compile(join(dir, 'nsm-client'), join(here, '..', 'test', 'native', 'nsm-client.c'));
+  const frameEcho = compile(join(dir, 'frame-echo'), join(here, 'native', 'frame-echo.c'));
   const shim = await buildShim({ cacheDir: join(dir, 'cache') });
 
   const device = new NsmDevice({ seed: '01' });
@@ -88,38 +87,50 @@ export async function run() {
   const server = new NsmServer(device);
   const nsmAddress = await server.listen({ path: join(dir, 'nsm.sock') });
   const echoPath = join(dir, 'echo.sock');
-  const echo = await echoServer(echoPath, response);
+  const echo = await startEchoServer(frameEcho, echoPath, Buffer.from(response).toString('hex'));
   const hex = Buffer.from(request).toString('hex');
-  const viaShim = startClient(client, hex, shimEnvironment(shim, nsmAddress));
-  const viaEcho = startClient(client, hex, shimEnvironment(shim, echoPath));
-  const perRoundTrip = (row) => ({
+  const started = [];
+  const clients = (n, make) => {
+    const list = Array.from({ length: n }, make);
+    started.push(...list);
+    return list;
+  };
+  const perRoundTrip = (row, clientCount = 1) => ({
     ...row,
-    opsPerSec: row.opsPerSec * BATCH,
-    baselineOpsPerSec: row.baselineOpsPerSec * BATCH,
+    opsPerSec: row.opsPerSec * BATCH * clientCount,
+    baselineOpsPerSec: row.baselineOpsPerSec * BATCH * clientCount,
     unit: 'round trips/s',
+    clients: clientCount,
   });
   try {
-    const transport = await compare({
-      name: 'DescribePCR: C client, shim, socket, device',
-      fn: () => viaShim.batch(),
-      baseline: 'same bytes echoed, same shim/socket/framing',
-      baselineFn: () => viaEcho.batch(),
-      target: 0.5,
-    });
+    const rows = [];
+    for (const [n, target] of [[1, 0.8], [4, 0.7]]) {
+      const viaShim = clients(n, () => startClient(client, hex, shimEnvironment(shim, nsmAddress)));
+      const bare = clients(n, () => startClient(frameEcho, hex, process.env, undefined, ['client', echoPath, hex]));
+      const row = await compare({
+        name: `DescribePCR: ${n} C client${n > 1 ? 's' : ''}, shim, socket server, device`,
+        fn: () => Promise.all(viaShim.map((c) => c.batch())),
+        baseline: `bare C client${n > 1 ? 's' : ''} + C poll() echo server, same framing`,
+        baselineFn: () => Promise.all(bare.map((c) => c.batch())),
+        target,
+      });
+      rows.push(perRoundTrip(row, n));
+    }
+    const [viaShim] = clients(1, () => startClient(client, hex, shimEnvironment(shim, nsmAddress)));
     const raw = await compare({
-      name: 'DescribePCR: C client, shim, socket, device',
+      name: 'DescribePCR: 1 C client, shim, socket server, device',
       fn: () => viaShim.batch(),
       baseline: 'raw API device.handleRaw in-process',
       baselineFn: async () => {
         for (let i = 0; i < BATCH; i++) await device.handleRaw(request);
       },
     });
-    return [perRoundTrip(transport), perRoundTrip(raw), ...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip))];
+    rows.push(perRoundTrip(raw), ...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip)));
+    return rows;
   } finally {
-    await viaShim.stop();
-    await viaEcho.stop();
+    await Promise.all(started.map((c) => c.stop()));
+    echo.kill();
     await server.close();
-    await new Promise((r) => echo.close(r));
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -71,6 +71,7 @@ struct conn {
 	int refs;           /* descriptors + exchanges in flight; guarded by table_lock */
 	dev_t dev;          /* identity of the socket the application's descriptors refer to */
 	ino_t ino;
+	int64_t sock_timeout_ms; /* SO_RCVTIMEO/SO_SNDTIMEO set on sock (0: not yet) */
 };
 
 /* Application descriptor -> connection. */
@@ -176,10 +177,23 @@ static int64_t timeout_ms(void)
 
 /* ---- socket I/O with a deadline ------------------------------------------------------------ */
 
+/*
+ * The socket is in blocking mode with SO_RCVTIMEO/SO_SNDTIMEO set to the ioctl timeout, so a
+ * whole exchange is normally one send() and one recv(), with no poll(). EAGAIN means the socket
+ * timeout expired or the descriptor was made non-blocking (FIONBIO on the application's
+ * descriptor reaches the shared file description); both fall back to poll() with the deadline.
+ */
+static void set_socket_timeout(int fd, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 static int send_all(int fd, const uint8_t *buf, size_t n, int64_t deadline)
 {
 	while (n > 0) {
-		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
 		if (w > 0) {
 			buf += w;
 			n -= (size_t)w;
@@ -194,6 +208,31 @@ static int send_all(int fd, const uint8_t *buf, size_t n, int64_t deadline)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Reads until at least `min` bytes are in buf (at most `cap`); returns the count, or a negative
+ * errno (EOF is EIO). The first recv() blocks under SO_RCVTIMEO; later ones (a frame split
+ * across segments) wait with poll() for what is left of the deadline.
+ */
+static ssize_t recv_at_least(int fd, uint8_t *buf, size_t min, size_t cap, int64_t deadline)
+{
+	size_t got = 0;
+	int first = 1;
+	while (got < min) {
+		if (!first) {
+			int r = wait_fd(fd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+		}
+		ssize_t k = recv(fd, buf + got, cap - got, first ? 0 : MSG_DONTWAIT);
+		first = 0;
+		if (k > 0)
+			got += (size_t)k;
+		else if (k == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+			return -EIO;
+	}
+	return (ssize_t)got;
 }
 
 /* Reads exactly n bytes (or discards them when buf is NULL). EOF is EIO. */
@@ -435,23 +474,59 @@ static int copy_out(uint64_t dst, const void *src, size_t n)
 	return 0;
 }
 
+/*
+ * The response bytes, then the argument struct, in one process_vm_writev: it stops at the first unwritable byte, so a bad response buffer leaves the
+ * struct unwritten, as in the kernel.
+ */
+static int copy_out_response(uint64_t resp_dst, const void *resp, size_t resp_n, uint64_t arg_dst, const void *arg, size_t arg_n)
+{
+	if ((resp_n != 0 && resp_dst == 0) || arg_dst == 0)
+		return -EFAULT;
+	if (!__atomic_load_n(&vm_copy_unusable, __ATOMIC_RELAXED)) {
+		struct iovec local[2] = { { (void *)resp, resp_n }, { (void *)arg, arg_n } };
+		struct iovec remote[2] = { { (void *)(uintptr_t)resp_dst, resp_n }, { (void *)(uintptr_t)arg_dst, arg_n } };
+		int skip = resp_n == 0;
+		ssize_t k = process_vm_writev(getpid(), local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
+		if (k == (ssize_t)(resp_n + arg_n))
+			return 0;
+		if (k >= 0 || errno == EFAULT)
+			return -EFAULT;
+		__atomic_store_n(&vm_copy_unusable, 1, __ATOMIC_RELAXED);
+	}
+	int r = copy_out(resp_dst, resp, resp_n);
+	return r < 0 ? r : copy_out(arg_dst, arg, arg_n);
+}
+
 static int copy_in_cb(void *ctx, void *dst, uint64_t src, size_t n)
 {
 	(void)ctx;
 	return copy_in(dst, src, n);
 }
 
+/* nsm_raw_finish's copy_out: the first call (the response) is held back and written together
+   with the second (the argument struct) by copy_out_response, in one system call. */
+struct deferred_out {
+	int held;
+	uint64_t dst;
+	const void *src;
+	size_t n;
+};
+
 static int copy_out_cb(void *ctx, uint64_t dst, const void *src, size_t n)
 {
-	(void)ctx;
-	return copy_out(dst, src, n);
+	struct deferred_out *d = ctx;
+	if (!d->held) {
+		*d = (struct deferred_out){ .held = 1, .dst = dst, .src = src, .n = n };
+		return 0;
+	}
+	return copy_out_response(d->dst, d->src, d->n, dst, src, n);
 }
 
 /* ---- one exchange --------------------------------------------------------------------------- */
 
-/* Sends one request frame and reads the answer, keeping at most NSM_RESPONSE_MAX_SIZE bytes.
-   Called with c->io held. */
-static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint8_t *resp, uint32_t *resp_len)
+/* Sends one request frame and reads the answer frame into `in` (4-byte header, then at most
+   NSM_RESPONSE_MAX_SIZE bytes of body; a longer body is read and dropped). Called with c->io held. */
+static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint8_t *in, uint32_t *resp_len)
 {
 	if (c->pid != getpid()) {
 		/* Forked: leave the parent's socket to the parent, talk over our own. */
@@ -460,21 +535,39 @@ static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint
 		c->sock = connect_server();
 		c->pid = getpid();
 		c->broken = c->sock < 0;
+		c->sock_timeout_ms = 0;
 	}
 	if (c->broken)
 		return -EIO;
-	int64_t deadline = now_ms() + timeout_ms();
-	uint8_t hdr[4];
+	int64_t timeout = timeout_ms();
+	int64_t deadline = now_ms() + timeout;
+	if (c->sock_timeout_ms != timeout) {
+		set_socket_timeout(c->sock, timeout);
+		c->sock_timeout_ms = timeout;
+	}
 	int r = send_all(c->sock, frame, frame_len, deadline);
-	if (r == 0)
-		r = recv_all(c->sock, hdr, 4, deadline);
 	if (r == 0) {
-		uint32_t n = get_be32(hdr);
-		uint32_t keep = n < NSM_RESPONSE_MAX_SIZE ? n : NSM_RESPONSE_MAX_SIZE;
-		r = recv_all(c->sock, resp, keep, deadline);
-		if (r == 0 && n > keep)
-			r = recv_all(c->sock, NULL, n - keep, deadline);
-		*resp_len = keep;
+		/* Usually the whole answer arrives in the first recv(). The server sends nothing but
+		   answers, so nothing past this frame can be in the socket. */
+		ssize_t got = recv_at_least(c->sock, in, 4, 4 + NSM_RESPONSE_MAX_SIZE, deadline);
+		if (got < 0) {
+			r = (int)got;
+		} else {
+			size_t n = get_be32(in);
+			size_t keep = n < NSM_RESPONSE_MAX_SIZE ? n : NSM_RESPONSE_MAX_SIZE;
+			if ((size_t)got > 4 + n) {
+				r = -EIO; /* bytes beyond the answer: the stream is out of step */
+			} else if ((size_t)got < 4 + keep) {
+				ssize_t more = recv_at_least(c->sock, in + got, 4 + keep - (size_t)got, 4 + keep - (size_t)got, deadline);
+				if (more < 0)
+					r = (int)more;
+				else
+					got += more;
+			}
+			if (r == 0 && (size_t)got < 4 + n)
+				r = recv_all(c->sock, NULL, 4 + n - (size_t)got, deadline);
+			*resp_len = (uint32_t)keep;
+		}
 	}
 	if (r < 0) {
 		/* The stream can no longer be trusted: this descriptor is dead. */
@@ -505,7 +598,7 @@ static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
 
 	struct nsm_raw raw;
 	uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];
-	uint8_t resp[NSM_RESPONSE_MAX_SIZE];
+	uint8_t in[4 + NSM_RESPONSE_MAX_SIZE];
 	uint32_t resp_len = 0;
 	size_t frame_len = 0;
 	int r = nsm_raw_begin(copy_in_cb, NULL, (uint64_t)(uintptr_t)argp, &raw, frame, &frame_len);
@@ -513,11 +606,12 @@ static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
 		return r;
 
 	pthread_mutex_lock(&c->io);
-	r = exchange(c, frame, frame_len, resp, &resp_len);
+	r = exchange(c, frame, frame_len, in, &resp_len);
 	pthread_mutex_unlock(&c->io);
 	if (r < 0)
 		return r;
-	return nsm_raw_finish(copy_out_cb, NULL, (uint64_t)(uintptr_t)argp, &raw, resp, resp_len);
+	struct deferred_out out = { 0 };
+	return nsm_raw_finish(copy_out_cb, &out, (uint64_t)(uintptr_t)argp, &raw, in + 4, resp_len);
 }
 
 /* ---- open ----------------------------------------------------------------------------------- */

@@ -276,6 +276,26 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
     }
   });
 
+  it('keeps the timeout when an answer stops half way, and works on a non-blocking (FIONBIO) descriptor', async () => {
+    // A server that sends only the first half of each answer, then nothing.
+    const sock = join(tmp.path, 'half.sock');
+    const answer = await new NsmDevice(twinOptions({})).handleRaw(encodeRequest({ type: 'DescribeNSM' }));
+    const framed = Buffer.concat([Buffer.from([0, 0, answer.length >> 8, answer.length & 0xff]), Buffer.from(answer)]);
+    const half: Server = createServer((s) => s.on('data', () => s.write(framed.subarray(0, 40))).on('error', () => {}));
+    await new Promise<void>((resolve) => half.listen(sock, resolve));
+    try {
+      const got = await runChild(client, ['send', DESCRIBE_NSM], { env: { ...shimEnvironment(shim, sock), NSM_EMULATOR_TIMEOUT_MS: '300' } });
+      expect(got.stdout).toBe('err ETIMEDOUT\nclose 0\n');
+    } finally {
+      await new Promise((resolve) => half.close(resolve));
+    }
+    fresh();
+    const twin = new NsmDevice(twinOptions({ pcrs: bootPcrs }));
+    const want = hex(await twin.handleRaw(encodeRequest({ type: 'DescribeNSM' })));
+    const nb = await runChild(client, ['-n', '1', 'send', DESCRIBE_NSM, DESCRIBE_NSM], { env });
+    expect(nb.stdout).toBe(`ok ${want.length / 2} ${want}\nok ${want.length / 2} ${want}\nclose 0\n`);
+  });
+
   it.skipIf(!HAVE_PY)('works from Python (fcntl.ioctl on an os.open descriptor)', async () => {
     fresh();
     const twin = new NsmDevice(twinOptions({ pcrs: bootPcrs }));

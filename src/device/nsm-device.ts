@@ -230,17 +230,36 @@ export class NsmDevice implements Nsm {
    * {@link NsmDeviceGoneError}, once an injected fault made the device disappear.
    */
   handleRaw(bytes: Uint8Array): Promise<Uint8Array> {
-    return this.serialize(() => {
-      if (this.gone) throw new NsmDeviceGoneError();
-      const decoded = decodeRequest(bytes);
-      // Without injected faults the DescribeNSM answer is kept encoded until a lock changes.
-      if (decoded.ok && decoded.request.type === 'DescribeNSM' && this.faults === null) return this.describeNsmRaw();
-      const r = decoded.ok ? this.run(decoded.request) : error(decoded.error);
-      return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
-    }, () => {
+    return this.serialize(() => this.rawNow(bytes), () => {
       const decoded = decodeRequest(bytes);
       return encodeResponse(this.internalError(decoded.ok ? decoded.request.type : 'unknown', new Error(DROPPED)));
     });
+  }
+
+  /**
+   * @internal {@link handleRaw} for servers answering many requests (the socket server uses
+   * it): the same execution in the same order, but when the device is idle and the request
+   * needs no signature the answer is returned as bytes at once instead of as a promise (one
+   * promise and one microtask less per request). Rejects as handleRaw does.
+   */
+  handleRawNow(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    if (this.pending !== 0) return this.handleRaw(bytes);
+    let r: Uint8Array | Promise<Uint8Array>;
+    try {
+      r = this.rawNow(bytes);
+    } catch (e) {
+      return this.track(Promise.reject(e));
+    }
+    return r instanceof Promise ? this.track(r) : r;
+  }
+
+  private rawNow(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    if (this.gone) throw new NsmDeviceGoneError();
+    const decoded = decodeRequest(bytes);
+    // Without injected faults the DescribeNSM answer is kept encoded until a lock changes.
+    if (decoded.ok && decoded.request.type === 'DescribeNSM' && this.faults === null) return this.describeNsmRaw();
+    const r = decoded.ok ? this.run(decoded.request) : error(decoded.error);
+    return r instanceof Promise ? r.then(encodeResponse) : encodeResponse(r);
   }
 
   /** An InternalError answer, its reason recorded and reported to `onInternalError`. */

@@ -112,10 +112,10 @@ function readU32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
-/** One frame: the 4-byte big-endian length of `body`, then `body`. */
+/** One frame: the 4-byte big-endian length of `body`, then `body` (a Buffer: sockets take it as is). */
 export function encodeFrame(body: Uint8Array): Uint8Array {
   if (body.length > 0xffffffff) throw new RangeError('frame body longer than 2^32 - 1 bytes');
-  const out = new Uint8Array(FRAME_HEADER_SIZE + body.length);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + body.length);
   const n = body.length;
   out[0] = n >>> 24;
   out[1] = (n >>> 16) & 0xff;

@@ -237,25 +237,37 @@ export class NsmServer {
 
     socket.on('data', (chunk: Buffer) => {
       if (draining) return;
-      for (const ev of reader.push(chunk)) {
+      const events = reader.push(chunk);
+      // Several requests in one read (a pipelining client): their answers leave in one write.
+      const cork = events.length > 1;
+      if (cork) socket.cork();
+      for (const ev of events) {
         if (ev.kind === 'overCap') {
           // Requests earlier in this chunk were executed: answer them, then close.
           this.event('warn', id, `declared frame length ${ev.length} is over the cap; closing the connection after answering the ${inFlight} request(s) already executed`);
+          if (cork) socket.uncork();
           drain();
           return;
         }
         const request = ev.kind === 'frame' ? ev.body : null;
         const length = ev.kind === 'frame' ? ev.body.length : ev.length;
         if (request === null) this.event('warn', id, `request of ${length} bytes is over the 4096-byte limit: answered InputTooLarge`);
-        // The device runs requests in arrival order; answers leave in the same order.
-        const answer = request === null ? Promise.resolve(INPUT_TOO_LARGE) : this.device.handleRaw(request);
+        // The device runs requests in arrival order; answers leave in the same order. An answer
+        // the device has at once, with nothing ahead of it on this connection, is sent at once.
+        const answer = request === null ? INPUT_TOO_LARGE : this.device.handleRawNow(request);
+        inFlight++;
+        if (inFlight === 1 && answer instanceof Uint8Array) {
+          send(request, length, answer);
+          continue;
+        }
+        const settled = answer instanceof Uint8Array ? Promise.resolve(answer) : answer;
         const prev = ordered;
-        ordered = (inFlight === 0 ? answer : prev.then(() => answer)).then(
+        ordered = (inFlight === 1 ? settled : prev.then(() => settled)).then(
           (r) => send(request, length, r),
           (e: unknown) => vanish(e),
         );
-        inFlight++;
       }
+      if (cork) socket.uncork();
       const now = Date.now();
       watch.lastActive = now;
       watch.partialSince = reader.idle ? 0 : watch.partialSince || now;

@@ -26,6 +26,7 @@
  *
  * Built with glibc (dynamic or -static) or musl (-static) for the tests.
  * ENTRY picks the libc entry point used to open: open, open64, openat, openat64, __open_2.
+ * -n 1 makes the descriptor non-blocking (FIONBIO) right after open.
  * alarm() bounds every run, so a hang fails the test instead of stalling it.
  */
 #define _GNU_SOURCE
@@ -58,6 +59,7 @@ extern int __open_2(const char *, int);
 
 static const char *entry = "open";
 static size_t resp_cap = RESPONSE_MAX;
+static int nonblocking; /* -n 1: FIONBIO on the descriptor right after open */
 
 static const char *errname(int e)
 {
@@ -119,6 +121,10 @@ static int open_nsm(void)
 		fd = open("/dev/nsm", flags);
 	if (fd < 0) {
 		printf("open-failed %s\n", errname(errno));
+		exit(3);
+	}
+	if (nonblocking && ioctl(fd, FIONBIO, &nonblocking) != 0) {
+		printf("fionbio-failed %s\n", errname(errno));
 		exit(3);
 	}
 	return fd;
@@ -518,6 +524,8 @@ int main(int argc, char **argv)
 			resp_cap = (size_t)atol(argv[i + 1]);
 		else if (strcmp(argv[i], "-e") == 0)
 			entry = argv[i + 1];
+		else if (strcmp(argv[i], "-n") == 0)
+			nonblocking = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "-C") == 0 && chdir(argv[i + 1]) != 0)
 			return 3;
 	}
