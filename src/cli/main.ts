@@ -6,27 +6,32 @@ import { VERSION } from '../version.js';
 import { type CliCommand, type CliIo, UsageError, processIo } from './io.js';
 import { fileProblem } from './files.js';
 
-/** Command name -> module (loaded only when that command runs or help is printed). */
-const COMMANDS: Record<string, string> = {
-  rpc: './rpc.js',
-  attest: './attest.js',
-  verify: './verify.js',
-  ca: './ca.js',
-  'describe-eif': './describe-eif.js',
-  pcr: './pcr.js',
-  'build-eif': './build-eif.js',
-  serve: './serve.js',
-  shim: './shim.js',
-  exec: './exec.js',
-  inspect: './inspect.js',
-  'vfio-user': './vfio-user.js',
-  kms: './kms.js',
+type Loader = () => Promise<{ command: CliCommand }>;
+
+/**
+ * Command name -> its module, loaded only when that command runs or help is printed. The
+ * specifiers are literal so the CLI bundle (scripts/build-cli.js) can follow them.
+ */
+const COMMANDS: Record<string, Loader> = {
+  rpc: () => import('./rpc.js'),
+  attest: () => import('./attest.js'),
+  verify: () => import('./verify.js'),
+  ca: () => import('./ca.js'),
+  'describe-eif': () => import('./describe-eif.js'),
+  pcr: () => import('./pcr.js'),
+  'build-eif': () => import('./build-eif.js'),
+  serve: () => import('./serve.js'),
+  shim: () => import('./shim.js'),
+  exec: () => import('./exec.js'),
+  inspect: () => import('./inspect.js'),
+  'vfio-user': () => import('./vfio-user.js'),
+  kms: () => import('./kms.js'),
 };
 
 async function load(name: string): Promise<CliCommand | null> {
-  const path = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (path === undefined) return null;
-  return ((await import(path)) as { command: CliCommand }).command;
+  const loader = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (loader === undefined) return null;
+  return (await loader()).command;
 }
 
 async function usage(): Promise<string> {

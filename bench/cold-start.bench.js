@@ -1,0 +1,82 @@
+// Cold start, as whole child processes: CLI commands (`node bin/nsm-emulator.js ...`, as a user
+// runs them) against `node -e "require('node:crypto')"`, and importing the library against a
+// bare Node importing node:crypto the same way (ESM). Each process reports its own CPU time
+// (user + system, Node's bootstrap included) through bench/cpu-probe.cjs, preloaded into the
+// subject and the baseline alike; runs are interleaved and medians compared. The ratio is
+// baseline / subject, so the target 0.77 is "at most 1.3x the CPU of bare Node".
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const probe = join(here, 'cpu-probe.cjs');
+const bin = join(root, 'bin', 'nsm-emulator.js');
+const RUNS = 15;
+const TARGET = 1 / 1.3;
+
+/** One child: its CPU and wall milliseconds (fails loudly on a non-zero exit). */
+function measure(args, input) {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['-r', probe, ...args], { cwd: root, input: input ?? '', stdio: ['pipe', 'pipe', 'pipe', 'pipe'], encoding: 'utf8' });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`cold-start child ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return { cpuMs: JSON.parse(r.output[3]).cpuUs / 1000, wallMs };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+function row(name, subject, baselineName, baseline) {
+  const ours = [];
+  const base = [];
+  measure(subject.args, subject.input); // page cache, first-run effects
+  measure(baseline);
+  for (let i = 0; i < RUNS; i++) {
+    ours.push(measure(subject.args, subject.input));
+    base.push(measure(baseline));
+  }
+  const cpuMs = median(ours.map((r) => r.cpuMs));
+  const baselineCpuMs = median(base.map((r) => r.cpuMs));
+  return {
+    name,
+    unit: 'starts/s (CPU)',
+    opsPerSec: 1000 / cpuMs,
+    baseline: baselineName,
+    baselineOpsPerSec: 1000 / baselineCpuMs,
+    ratio: baselineCpuMs / cpuMs,
+    target: Number(TARGET.toFixed(2)),
+    pass: cpuMs <= 1.3 * baselineCpuMs,
+    cpuMs,
+    baselineCpuMs,
+    wallMs: median(ours.map((r) => r.wallMs)),
+    baselineWallMs: median(base.map((r) => r.wallMs)),
+  };
+}
+
+export async function run() {
+  const dir = mkdtempSync(join(tmpdir(), 'nsm-cold-'));
+  try {
+    const nodeCrypto = ['-e', "require('node:crypto')"];
+    const esmCrypto = ['--input-type=module', '-e', "await import('node:crypto')"];
+    const cli = (...args) => ({ args: [bin, ...args] });
+    // A document for `verify`, made once.
+    const doc = join(dir, 'doc.cbor');
+    const made = spawnSync(process.execPath, [bin, 'attest', '--nonce', '00', '--out', doc], { cwd: root, encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`attest for the verify row failed: ${made.stderr}`);
+    const eif = join(root, 'vectors', 'eif', 'synthetic', 'v4_signed.eif');
+    const bare = "node -e \"require('node:crypto')\"";
+    return [
+      row('cold start: nsm-emulator attest --nonce 00', cli('attest', '--nonce', '00'), bare, nodeCrypto),
+      row('cold start: nsm-emulator rpc (DescribeNSM)', { args: [bin, 'rpc'], input: '6b44657363726962654e534d\n' }, bare, nodeCrypto),
+      row('cold start: nsm-emulator verify DOC', cli('verify', doc, '--root', join(root, 'certs', 'root.pem')), bare, nodeCrypto),
+      row('cold start: nsm-emulator describe-eif (signed)', cli('describe-eif', '--eif-path', eif), bare, nodeCrypto),
+      row('cold start: nsm-emulator pcr --parent-id', cli('pcr', '--parent-id', 'i-1234567890abcdef0'), bare, nodeCrypto),
+      row("cold start: import('nsm-emulator')", { args: ['--input-type=module', '-e', "await import('nsm-emulator')"] }, "node: await import('node:crypto')", esmCrypto),
+      row("cold start: import('nsm-emulator/node')", { args: ['--input-type=module', '-e', "await import('nsm-emulator/node')"] }, "node: await import('node:crypto')", esmCrypto),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
