@@ -34,6 +34,8 @@
  * the address of its peer.
  *
  * Wire framing (both ways): 4-byte big-endian length, then that many bytes of raw CBOR.
+ * The ioctl ABI, the framing, connecting and the driver's ioctl steps are shared with the seccomp
+ * supervisor (nsm-supervisor.c) through nsm-common.h.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -108,7 +108,7 @@ describe.skipIf(!HAVE_CC)('nsm-emulator exec', () => {
     expect(await main(['exec', '--', 'sh', '-c', 'kill -9 $$'], io().io)).toBe(137);
     const t = io();
     expect(await main(['exec', '--', join(tmp.path, 'no-such-program')], t.io)).toBe(127);
-    expect(t.err()).toContain('not found');
+    expect(t.err()).toBe(`nsm-emulator exec: cannot run '${join(tmp.path, 'no-such-program')}': not found\n`); // and no 'never opened' warning
     expect(readdirSync(work)).toEqual([]);
   });
 });

@@ -448,6 +448,15 @@ describe.skipIf(!probe.ok)('seccomp supervisor, run directly', () => {
     }
   });
 
+  it('keeps serving descendants that outlive the program (their opens still work)', async () => {
+    const out = join(tmp.path, 'late.txt');
+    const got = await run(['sh', '-c', `(sleep 0.3; cat ${join(NATIVE_DIR, 'frame-server.mjs')} > ${out}; echo late $?) & exit 5`]);
+    expect(got.code).toBe(5); // the program's own status, as soon as it exits
+    expect(got.stdout).toBe('late 0\n'); // the background open ran after the program had gone
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(NATIVE_DIR, 'frame-server.mjs'), 'utf8'));
+  });
+
   it('exits as the program did: its code, or killed by its signal', async () => {
     expect((await run(['sh', '-c', 'exit 7'])).code).toBe(7);
     const killed = await run(['sh', '-c', 'kill -TERM $$']);

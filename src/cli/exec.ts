@@ -133,7 +133,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     } else {
       code = await runChild(file, fileArgs, shimEnvironment(chosen.path, address), io, handlers, file);
     }
-    if (connected === 0) {
+    if (connected === 0 && code !== 126 && code !== 127) { // 126/127: it never ran, already said
       io.stderr.write(
         chosen.route === 'supervisor'
           ? `nsm-emulator exec: '${file}' never opened /dev/nsm: no client connected to the emulated NSM\n`
