@@ -81,6 +81,13 @@
 #error "nsm-supervisor supports x86_64 and aarch64"
 #endif
 
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
 #ifndef __NR_openat2
 #define __NR_openat2 437
 #endif
@@ -1042,6 +1049,8 @@ static int supervise(char **argv)
 		return probing ? 1 : 125;
 	}
 
+	/* Linux 6.6+: hand the CPU straight to the supervisor and back (the program waits anyway). */
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (uint64_t)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (syscall(__NR_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
