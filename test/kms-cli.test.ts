@@ -62,6 +62,9 @@ describe('nsm-emulator kms (process)', () => {
     expect(await errorName(clientFor(first.url, 'AKIDTEST', 'wrong').send(new DescribeKeyCommand({ KeyId: keyId })))).toBe('InvalidSignatureException');
     expect(await errorName(clientFor(first.url, 'AKIDOTHER', 's3cret').send(new DescribeKeyCommand({ KeyId: keyId })))).toBe('UnrecognizedClientException');
     expect(first.stderr()).toMatch(/SigV4 checked for 1 key pair/);
+    // The log names the operation, key, caller, outcome and the deciding statement.
+    expect(first.stderr()).toContain(`Encrypt key ${keyId} by arn:aws:iam::111122223333:root: OK — allowed by Allow Sid 'Enable IAM User Permissions' (no conditions)`);
+    expect(first.stderr()).toMatch(/DescribeKey: authentication refused: InvalidSignatureException/);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     const file = join(state, 'kms-state.json');
