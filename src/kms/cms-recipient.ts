@@ -62,11 +62,14 @@ export interface RecipientEnvelopeOptions {
 /** Encrypts `plaintext` to the RSA public key `spki` as KMS's CiphertextForRecipient. */
 export async function buildCiphertextForRecipient(spki: Uint8Array, plaintext: Uint8Array, options: RecipientEnvelopeOptions = {}): Promise<Uint8Array> {
   const s = subtle();
-  const rsa = options.key ?? (await importRecipientKey(spki));
   const cek = options.cek ?? crypto.getRandomValues(new Uint8Array(32));
   const iv = options.iv ?? crypto.getRandomValues(new Uint8Array(16));
   if (cek.length !== 32 || iv.length !== 16) throw new RangeError('cek must be 32 bytes and iv 16 bytes');
-  const aes = await s.importKey('raw', view(cek), { name: 'AES-CBC' }, false, ['encrypt']);
+  // The two imports are independent: run them together.
+  const [rsa, aes] = await Promise.all([
+    options.key ?? importRecipientKey(spki),
+    s.importKey('raw', view(cek), { name: 'AES-CBC' }, false, ['encrypt']),
+  ]);
   const [encryptedKey, content] = await Promise.all([
     s.encrypt({ name: 'RSA-OAEP' }, rsa, view(cek)),
     s.encrypt({ name: 'AES-CBC', iv: view(iv) }, aes, view(plaintext)),

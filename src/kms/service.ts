@@ -11,7 +11,7 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { base64Decode, base64Encode } from '../x509/pem.js';
 import { type EncryptionContext, blobKeyId, importBlobKey, openBlob, sealBlob } from './ciphertext-blob.js';
-import { buildCiphertextForRecipient, importRecipientKey } from './cms-recipient.js';
+import { buildCiphertextForRecipient } from './cms-recipient.js';
 import { KmsError } from './errors.js';
 import { type KeyPolicy, type PolicyDecision, PolicyError, evaluatePolicy, parsePolicy } from './policy.js';
 import {
@@ -372,8 +372,7 @@ export class KmsService {
   }
 
   private static async forRecipient(recipient: CheckedRecipient, secret: Uint8Array): Promise<string> {
-    const key = await importRecipientKey(recipient.key.spki);
-    return base64Encode(await buildCiphertextForRecipient(recipient.key.spki, secret, { key }));
+    return base64Encode(await buildCiphertextForRecipient(recipient.key.spki, secret));
   }
 
   /**
@@ -521,10 +520,13 @@ export class KmsService {
         if (!k) throw new KmsError('InvalidCiphertextException', '', id === null ? 'the blob is not an nsm-emulator ciphertext (wrong version or too short)' : `the blob names key ${id}, which this endpoint does not hold`);
         entry.keyId = k.keyId;
         if (named && named.keyId !== k.keyId) throw new KmsError('IncorrectKeyException', 'The key ID in the request does not identify a KMS key that can perform this operation.', `KeyId names ${named.keyId}, the ciphertext was made with ${k.keyId}`);
+        // Opening the blob does not depend on the document: it runs while the document is
+        // verified, and its result is used only once the request is authorized.
+        const opening = this.blobKey(k).then((key) => openBlob(key, ciphertext, ctx)).catch(() => null);
         const recipient = await this.recipient(entry, doc);
         this.authorize(entry, caller, 'kms:Decrypt', k, KmsService.conditions(recipient, ctx));
         this.enabled(k);
-        const plain = await openBlob(await this.blobKey(k), ciphertext, ctx);
+        const plain = await opening;
         if (!plain) throw new KmsError('InvalidCiphertextException', '', 'authentication failed: the ciphertext was altered or the encryption context differs from the one used to encrypt');
         const out: Body = { KeyId: k.arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
         if (recipient) out.CiphertextForRecipient = await KmsService.forRecipient(recipient, plain);
