@@ -349,6 +349,7 @@ const PARSE_ACCEPTS = new Set([
   'ku-keycertsign-on-leaf',
   'ku-decipher-only',
   'oid-arc-beyond-2^64',
+  'oid-arc-2^28-1',
   'oid-arc-2^53+1',
   'oid-first-arc-2-large',
   'spki-algorithm-no-curve',

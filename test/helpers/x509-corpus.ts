@@ -139,6 +139,7 @@ export const TARGETED: Record<string, Mutator> = {
   'oid-trailing-high-bit': (c) => bothSigAlgs(c, (a) => { a.kids![0]!.value = concat([a.kids![0]!.value!, h('80')]); }),
   'oid-empty-attribute-type': (c) => { subjectCn(c).kids![0]!.value = new Uint8Array(0); },
   'oid-arc-beyond-2^64': (c) => addExt(c, '1.3.6.1.4.1.18446744073709551617.5', false, NULL()),
+  'oid-arc-2^28-1': (c) => addExt(c, '1.3.6.1.4.1.268435455.1', false, NULL()),
   'oid-arc-2^53+1': (c) => addExt(c, '1.3.6.1.4.1.9007199254740993', false, NULL()),
   'oid-first-arc-2-large': (c) => addExt(c, '2.999.1', false, NULL()),
   // ---- version
