@@ -300,6 +300,8 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 		if (k <= 0)
 			break;
 		got += (size_t)k;
+		if ((size_t)k < cap - 1 - got + (size_t)k)
+			break; /* a short read of a /proc file is its end */
 	}
 	close(fd);
 	buf[got] = '\0';
@@ -576,58 +578,58 @@ static void finish_head(struct conn *c)
 	free(p);
 }
 
-static void on_readable(struct conn *c)
+/* Takes n bytes of the server's stream: frame headers, answers (beyond what a caller can receive,
+   discarded), each complete answer finishing the call at the head of the queue. 0, or -1 once the
+   connection is broken. */
+static int feed(struct conn *c, const uint8_t *in, size_t n)
 {
-	for (;;) {
-		uint8_t tmp[4096];
-		uint8_t *dst;
-		size_t want;
+	while (n > 0) {
 		if (c->hdr_got < 4) {
-			dst = c->hdr + c->hdr_got;
-			want = 4 - c->hdr_got;
-		} else if (c->body_got < c->body_len) {
-			size_t left = c->body_len - c->body_got;
-			if (c->body_got < NSM_RESPONSE_MAX_SIZE) {
-				dst = c->body + c->body_got;
-				want = NSM_RESPONSE_MAX_SIZE - c->body_got;
-			} else {
-				dst = tmp; /* beyond what any caller can receive: discarded */
-				want = sizeof(tmp);
-			}
-			if (want > left)
-				want = left;
-		} else {
-			dst = NULL;
-			want = 0;
+			size_t take = 4 - c->hdr_got < n ? 4 - c->hdr_got : n;
+			memcpy(c->hdr + c->hdr_got, in, take);
+			c->hdr_got += (uint32_t)take;
+			in += take;
+			n -= take;
+			if (c->hdr_got < 4)
+				return 0;
+			c->body_len = get_be32(c->hdr);
+			c->body_got = 0;
 		}
-		if (want > 0) {
-			ssize_t k = recv(c->sock, dst, want, 0);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return;
-			if (k <= 0) {
-				conn_break(c, EIO); /* the server has gone */
-				return;
-			}
-			if (c->hdr_got < 4) {
-				c->hdr_got += (uint32_t)k;
-				if (c->hdr_got == 4) {
-					c->body_len = get_be32(c->hdr);
-					c->body_got = 0;
-				}
-			} else {
-				c->body_got += (uint32_t)k;
-			}
+		size_t take = c->body_len - c->body_got < n ? c->body_len - c->body_got : n;
+		if (c->body_got < NSM_RESPONSE_MAX_SIZE) {
+			size_t keep = NSM_RESPONSE_MAX_SIZE - c->body_got < take ? NSM_RESPONSE_MAX_SIZE - c->body_got : take;
+			memcpy(c->body + c->body_got, in, keep);
 		}
-		if (c->hdr_got == 4 && c->body_got == c->body_len) {
+		c->body_got += (uint32_t)take;
+		in += take;
+		n -= take;
+		if (c->body_got == c->body_len) {
 			c->hdr_got = 0;
 			if (c->head == NULL) { /* an answer nobody asked for: out of step */
 				conn_break(c, EIO);
-				return;
+				return -1;
 			}
 			finish_head(c);
 		}
+	}
+	return 0;
+}
+
+static void on_readable(struct conn *c)
+{
+	uint8_t in[8192];
+	for (;;) {
+		ssize_t k = recv(c->sock, in, sizeof(in), 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (k <= 0) {
+			conn_break(c, EIO); /* the server has gone */
+			return;
+		}
+		if (feed(c, in, (size_t)k) < 0 || (size_t)k < sizeof(in))
+			return; /* drained for now: the loop is level-triggered and calls again */
 	}
 }
 
