@@ -130,8 +130,8 @@ export async function run() {
       baseline: 'document verification + RSA-OAEP + AES (same run)',
       baselineFn: irreducible,
       target: 0.7,
-      rounds: 7,
-      ms: 600,
+      rounds: 9,
+      ms: 800,
       extra: { unit: 'req/s' },
     });
     client.close();
