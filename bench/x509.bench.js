@@ -1,6 +1,6 @@
 // Certificate parsing (src/x509) is linear in its input: the bytes per second of a certificate
 // with 32,000 extensions, and of one with a 200 KB subject string, each against the bytes per
-// second of the ordinary zonal certificate of the committed CA in the same run (a quadratic step
+// second of the committed test root certificate in the same run (a quadratic step
 // would show as a ratio far below 1). Also our parse of that certificate beside node:crypto's
 // X509Certificate (OpenSSL) reading the same bytes. Targets: both linearity ratios >= 0.5.
 import { X509Certificate } from 'node:crypto';
@@ -54,7 +54,7 @@ const extension = (i) =>
   tlv(0x30, tlv(0x06, new Uint8Array([0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, ...oidArc(i >> 8), ...oidArc(i & 0xff)])), tlv(0x04, new Uint8Array([5, 0])));
 
 export async function run() {
-  const base = committedTestCa().zonal.der;
+  const base = committedTestCa().root.der;
   const manyExtensions = rebuild(base, (f) => [...f.slice(0, 7), tlv(0xa3, tlv(0x30, ...Array.from({ length: 32_000 }, (_, i) => extension(i))))]);
   const longName = rebuild(base, (f) => {
     const cn = tlv(0x31, tlv(0x30, tlv(0x06, new Uint8Array([0x55, 0x04, 0x03])), tlv(0x0c, new Uint8Array(200_000).fill(0x61))));
@@ -65,7 +65,7 @@ export async function run() {
     const row = await compare({
       name,
       fn: () => parseCertificate(big),
-      baseline: `zonal certificate (${base.length} B)`,
+      baseline: `test root certificate (${base.length} B)`,
       baselineFn: () => parseCertificate(base),
       target: 0.5,
       ms: 200,
@@ -81,7 +81,7 @@ export async function run() {
     await perByte(`x509 parse, 32,000 extensions (${(manyExtensions.length / 1e3).toFixed(0)} kB)`, manyExtensions),
     await perByte(`x509 parse, 200 KB subject CN (${(longName.length / 1e3).toFixed(0)} kB)`, longName),
     await compare({
-      name: 'x509 parse, zonal certificate',
+      name: 'x509 parse, test root certificate',
       fn: () => parseCertificate(base),
       baseline: 'node:crypto X509Certificate',
       baselineFn: () => new X509Certificate(base),
