@@ -242,7 +242,7 @@ describe('hand-built documents', () => {
     expect(await verdict(c, await sign(c, encodePayload(fields(c), 'definite')))).toBe('accepted');
     const doc = await sign(c, encodePayload(fields(c)));
     expect(await verdict(c, new Uint8Array([0xd2, ...doc]))).toBe('accepted');
-    expect(await verdict(c, new Uint8Array([0xd1, ...doc]))).toBe('cose.structure');
+    expect(await verdict(c, new Uint8Array([0xd1, ...doc]))).toBe('cose.tag');
     const noOptional = standardEntries(c).filter(([k]) => !['public_key', 'user_data', 'nonce'].includes(k));
     expect(await verdict(c, await sign(c, payloadFrom(noOptional)))).toBe('accepted');
   });
@@ -355,3 +355,90 @@ function patch(bytes: Uint8Array, from: string, to: string): Uint8Array {
   out.set(unhex(to), at);
   return out;
 }
+
+// Issue #10: verification cost is capped before any signature work, unknown payload keys are a
+// named failure unless allowed, and malformed input through the CLI is a verification failure.
+describe('cost caps and unknown keys', () => {
+  /** A backend that counts signature checks: caps must reject before the first one. */
+  const counting = () => {
+    let calls = 0;
+    const backend = { ...nobleBackend, verify: async (...a: Parameters<typeof nobleBackend.verify>) => (calls++, nobleBackend.verify(...a)) };
+    return { backend, calls: () => calls };
+  };
+
+  it('rejects a 4 MB document with 10,000 cabundle entries by size (cose.size), before any signature check', async () => {
+    const c = await chain();
+    const e = replace(standardEntries(c), 'cabundle', (w) => {
+      w.arrayHeader(10_000);
+      for (let i = 0; i < 10_000; i++) w.bytes(c.certs[1]!.der);
+    });
+    const w = new CborWriter(8 << 20).mapHeader(e.length);
+    for (const [k, v] of e) v(w.text(k));
+    const doc = await sign(c, w.finish());
+    expect(doc.length).toBeGreaterThan(4_000_000);
+    const n = counting();
+    expect(await verdict(c, doc, { crypto: n.backend })).toBe('cose.size');
+    expect(n.calls()).toBe(0);
+  });
+
+  it('caps cabundle at 8 entries (payload.cabundle) and the payload at 16384 bytes (cose.payload), before any signature check', async () => {
+    const c = await chain();
+    const nine = replace(standardEntries(c), 'cabundle', (w) => {
+      w.arrayHeader(9);
+      for (let i = 0; i < 9; i++) w.bytes(new Uint8Array(600).fill(i));
+    });
+    const n = counting();
+    const doc = await sign(c, payloadFrom(nine));
+    expect(doc.length).toBeLessThan(16640);
+    expect(await verdict(c, doc, { crypto: n.backend })).toBe('payload.cabundle');
+    const big = new CborWriter(20_000).arrayHeader(4).bytes(unhex('a1013822')).mapHeader(0).bytes(new Uint8Array(16385)).bytes(new Uint8Array(96)).finish();
+    expect(await verdict(c, big, { crypto: n.backend })).toBe('cose.payload');
+    expect(n.calls()).toBe(0);
+    // Four entries, a real chain's length, still verify.
+    expect(await verdict(c, await sign(c, encodePayload(fields(c))))).toBe('accepted');
+  });
+
+  it('fails an unknown payload key by default (payload.unknown-key) and accepts it when allowed', async () => {
+    const c = await chain();
+    const doc = await sign(c, payloadFrom([...standardEntries(c), ['future_field', (w) => w.text('x')]]));
+    expect(await verdict(c, doc)).toBe('payload.unknown-key');
+    expect(await verdict(c, doc, { allowUnknownKeys: true })).toBe('accepted');
+  });
+
+  it('verify CLI: malformed input exits 1 with a cose.* rule (JSON too); unknown keys need --allow-unknown-keys', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { runCli } = await import('./helpers/cli.js');
+    const { pemEncode } = await import('../src/x509/pem.js');
+    const dir = mkdtempSync(join(tmpdir(), 'nsm-verify-'));
+    try {
+      const c = await chain();
+      const root = join(dir, 'root.pem');
+      writeFileSync(root, pemEncode('CERTIFICATE', c.ca.root.der));
+      const good = await sign(c, encodePayload(fields(c)));
+      const cases: Array<[string, Uint8Array, string]> = [
+        ['empty', new Uint8Array(0), 'cose.decode'],
+        ['random', Uint8Array.from({ length: 300 }, (_, i) => (i * 151 + 7) & 0xff | 0x80), 'cose.decode'],
+        ['tag 17', new Uint8Array([0xd1, ...good]), 'cose.tag'],
+        ['tag 61 as hex', new TextEncoder().encode('d83d' + hex(good)), 'cose.tag'],
+        ['20 KB', new Uint8Array([0x84, ...new Uint8Array(20_000)]), 'cose.size'],
+      ];
+      for (const [name, bytes, rule] of cases) {
+        const f = join(dir, name.replace(/ /g, '_'));
+        writeFileSync(f, bytes);
+        const r = await runCli(['verify', f, '--root', root, '--time', new Date(T).toISOString(), '--json']);
+        expect({ name, code: r.code, rule: JSON.parse(r.stdout).rule }).toEqual({ name, code: 1, rule });
+        expect(r.stderr).toMatch(new RegExp(`^nsm-emulator verify: FAILED rule ${rule.replace('.', '\\.')}: .*\\n$`));
+      }
+      const extra = join(dir, 'extra.cbor');
+      writeFileSync(extra, await sign(c, payloadFrom([...standardEntries(c), ['future_field', (w) => w.text('x')]])));
+      const strict = await runCli(['verify', extra, '--root', root, '--time', new Date(T).toISOString()]);
+      expect([strict.code, strict.stderr]).toEqual([1, expect.stringContaining('FAILED rule payload.unknown-key: key "future_field" is not one of')]);
+      const allowed = await runCli(['verify', extra, '--root', root, '--time', new Date(T).toISOString(), '--allow-unknown-keys']);
+      expect(allowed.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -44,6 +44,27 @@ export interface FieldLimits {
 export const DEVICE_FIELD_LIMITS: FieldLimits = { publicKey: 1024, userData: 1024, nonce: 1024 };
 export const AWS_RULE_FIELD_LIMITS: FieldLimits = { publicKey: 1024, userData: 512, nonce: 512 };
 
+/**
+ * Cost caps, checked before any work that grows with them. AWS's CDDL bounds the payload to
+ * 16384 bytes; the COSE envelope around it (tag, array, protected header, signature) needs well
+ * under 256 more. A real chain has 4 cabundle entries; at most {@link CABUNDLE_MAX} are read.
+ * Each certificate is 1..1024 bytes (AWS's rule), checked per field below.
+ */
+export const PAYLOAD_MAX_SIZE = 16384;
+export const DOCUMENT_MAX_SIZE = PAYLOAD_MAX_SIZE + 256;
+export const CABUNDLE_MAX = 8;
+export const CERTIFICATE_MAX_SIZE = 1024;
+
+/** How strictly a document is read. */
+export interface ParseOptions {
+  /**
+   * Accept payload keys other than the nine AWS defines (default false: such a document fails
+   * rule `payload.unknown-key`, as a verifier following AWS's procedure rejects it). For
+   * forward compatibility with fields AWS may add.
+   */
+  readonly allowUnknownKeys?: boolean;
+}
+
 const fail = (rule: VerifyRule, message: string): never => {
   throw new AttestationVerifyError(rule, message);
 };
@@ -64,9 +85,14 @@ function bytesField(rule: VerifyRule, name: string, v: CborValue, min: number, m
 
 const REQUIRED = ['module_id', 'digest', 'timestamp', 'pcrs', 'certificate', 'cabundle'] as const;
 const OPTIONAL = ['public_key', 'user_data', 'nonce'] as const;
+const KNOWN_KEYS: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL]);
 
 /** Decodes a document and applies every syntactic rule; throws {@link AttestationVerifyError}. */
-export function parseAttestationDocument(bytes: Uint8Array, limits: FieldLimits = DEVICE_FIELD_LIMITS): AttestationDocument {
+export function parseAttestationDocument(bytes: Uint8Array, limits: FieldLimits = DEVICE_FIELD_LIMITS, options: ParseOptions = {}): AttestationDocument {
+  if (bytes.length === 0) return fail('cose.decode', 'the document is empty');
+  if (bytes.length > DOCUMENT_MAX_SIZE) {
+    return fail('cose.size', `the document is ${bytes.length} bytes; at most ${DOCUMENT_MAX_SIZE} are read (a ${PAYLOAD_MAX_SIZE}-byte payload, AWS's limit, and its COSE envelope)`);
+  }
   let top: CborValue;
   try {
     top = decodeCbor(bytes);
@@ -75,7 +101,7 @@ export function parseAttestationDocument(bytes: Uint8Array, limits: FieldLimits 
   }
   let tagged = false;
   if (top.type === 'tag') {
-    if (top.tag !== 18) fail('cose.structure', `tag ${top.tag} found; a COSE_Sign1 is untagged or tag 18`);
+    if (top.tag !== 18) fail('cose.tag', `tag ${top.tag} found; a COSE_Sign1 is untagged or tag 18`);
     tagged = true;
     top = top.value;
   }
@@ -101,6 +127,7 @@ export function parseAttestationDocument(bytes: Uint8Array, limits: FieldLimits 
   }
 
   const payload = payloadItem.value;
+  if (payload.length === 0 || payload.length > PAYLOAD_MAX_SIZE) fail('cose.payload', `payload is ${payload.length} bytes, expected 1..${PAYLOAD_MAX_SIZE} (AWS's limit)`);
   let map: CborValue;
   try {
     map = decodeCbor(payload);
@@ -112,6 +139,9 @@ export function parseAttestationDocument(bytes: Uint8Array, limits: FieldLimits 
   for (const [k, v] of (map as CborMap).entries) {
     if (k.type !== 'text') return fail('payload.keys', `payload keys must be text, found ${describe(k)}`);
     if (fields.has(k.value)) return fail('payload.keys', `key '${k.value}' appears twice`);
+    if (!KNOWN_KEYS.has(k.value) && !options.allowUnknownKeys) {
+      return fail('payload.unknown-key', `key ${JSON.stringify(k.value)} is not one of AWS's nine (${[...KNOWN_KEYS].join(', ')}); allow it with allowUnknownKeys (verify --allow-unknown-keys)`);
+    }
     fields.set(k.value, v);
   }
   for (const key of REQUIRED) {
@@ -137,10 +167,13 @@ export function parseAttestationDocument(bytes: Uint8Array, limits: FieldLimits 
     pcrs.set(k.value, (v as { value: Uint8Array }).value);
   }
 
-  const certificate = bytesField('payload.certificate', 'certificate', fields.get('certificate')!, 1, 1024);
+  const certificate = bytesField('payload.certificate', 'certificate', fields.get('certificate')!, 1, CERTIFICATE_MAX_SIZE);
   const bundle = fields.get('cabundle')!;
   if (bundle.type !== 'array' || bundle.items.length === 0) return fail('payload.cabundle', `cabundle must be a non-empty array, found ${describe(bundle)}`);
-  const cabundle = bundle.items.map((c, i) => bytesField('payload.cabundle', `cabundle[${i}]`, c, 1, 1024));
+  if (bundle.items.length > CABUNDLE_MAX) {
+    return fail('payload.cabundle', `cabundle has ${bundle.items.length} entries; at most ${CABUNDLE_MAX} are read (real Nitro chains have 4)`);
+  }
+  const cabundle = bundle.items.map((c, i) => bytesField('payload.cabundle', `cabundle[${i}]`, c, 1, CERTIFICATE_MAX_SIZE));
 
   const optional = (key: (typeof OPTIONAL)[number], min: number, max: number): Uint8Array | null => {
     const v = fields.get(key);

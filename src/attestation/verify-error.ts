@@ -8,7 +8,9 @@
  */
 
 export type VerifyRule =
+  | 'cose.size'
   | 'cose.decode'
+  | 'cose.tag'
   | 'cose.structure'
   | 'cose.protected'
   | 'cose.unprotected'
@@ -16,6 +18,7 @@ export type VerifyRule =
   | 'cose.signature-format'
   | 'payload.decode'
   | 'payload.keys'
+  | 'payload.unknown-key'
   | 'payload.module_id'
   | 'payload.digest'
   | 'payload.timestamp'

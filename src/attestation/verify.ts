@@ -36,6 +36,8 @@ export interface VerifyOptions {
   readonly expectedModuleId?: string;
   /** `device` (default): user_data and nonce up to 1024 bytes; `aws-rules`: up to 512, as AWS's prose says. */
   readonly fieldLimits?: 'device' | 'aws-rules';
+  /** Accept payload keys AWS does not define (default false: rule `payload.unknown-key`). */
+  readonly allowUnknownKeys?: boolean;
   /** Signature backend (default: WebCrypto where available). */
   readonly crypto?: P384BackendChoice;
 }
@@ -109,7 +111,9 @@ function checkSerial(c: ParsedCertificate, where: string): void {
 
 /** Verifies a document; resolves to its fields and chain, or rejects with {@link AttestationVerifyError}. */
 export async function verifyAttestationDocument(bytes: Uint8Array, options: VerifyOptions): Promise<VerifiedDocument> {
-  const doc = parseAttestationDocument(bytes, options.fieldLimits === 'aws-rules' ? AWS_RULE_FIELD_LIMITS : DEVICE_FIELD_LIMITS);
+  const doc = parseAttestationDocument(bytes, options.fieldLimits === 'aws-rules' ? AWS_RULE_FIELD_LIMITS : DEVICE_FIELD_LIMITS, {
+    allowUnknownKeys: options.allowUnknownKeys === true,
+  });
   const at = options.time === 'document' ? doc.timestamp : (options.time ?? Date.now());
   const backend = selectBackend(options.crypto ?? 'auto');
 

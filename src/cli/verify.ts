@@ -3,10 +3,10 @@
  * careful verifier of real AWS documents does, and name the rule that failed.
  * @module
  */
-import { base64Decode } from '../x509/pem.js';
 import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
 import { AttestationVerifyError } from '../attestation/verify-error.js';
 import { TEST_ROOT_PEM } from '../attestation/default-attester.js';
+import { DocumentInputError, decodeDocumentInput } from '../attestation/document-input.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseHex, parsePcr, parseTime, toHex, parseFlags } from './parse.js';
 import { INPUT_LIMITS, readInput } from './files.js';
@@ -34,24 +34,41 @@ DOC is a file (or - for standard input) holding the document as raw CBOR, hex or
   --expect-module-id ID module_id must equal ID
   --aws-field-limits    apply AWS's written limits (user_data and nonce up to 512 bytes)
                         instead of the 1024 bytes the device produces
+  --allow-unknown-keys  accept payload keys AWS does not define (by default a document with
+                        one fails rule payload.unknown-key, as AWS's procedure rejects it)
   --json                print the result as JSON
 
-Exit status: 0 when every check passes; 1 when one fails (the failed rule is printed, e.g.
-'chain.validity'); 2 for usage errors.`;
+Limits, checked before any signature work: the document at most 16640 bytes (rule cose.size;
+a 16384-byte payload, AWS's limit, plus its envelope), cabundle at most 8 entries and every
+certificate at most 1024 bytes (payload.cabundle, payload.certificate). The DOC file itself is
+read up to 64 KiB (hex and base64 are longer than the bytes); a longer one is a usage error.
 
+Exit status: 0 when every check passes; 1 when one fails (the failed rule is printed, e.g.
+'chain.validity'), including a document that does not decode (cose.decode, cose.tag, ...);
+2 for usage errors.`;
+
+/** The document bytes in a file (raw CBOR, hex or base64), or a UsageError naming `file` (for kms). */
 export function decodeDocument(file: string, raw: Uint8Array): Uint8Array {
-  // A COSE_Sign1 starts with 84 (array of 4) or d2 (tag 18); anything else is read as text.
-  if (raw[0] === 0x84 || raw[0] === 0xd2) return raw;
-  const text = new TextDecoder().decode(raw).trim();
-  const compact = text.replace(/\s+/g, '');
-  if (/^(0x)?([0-9a-fA-F]{2})+$/.test(compact)) return parseHex(file, compact);
   try {
-    const bytes = base64Decode(compact);
-    if (bytes.length > 0) return bytes;
-  } catch {
-    /* fall through */
+    return decodeDocumentInput(raw);
+  } catch (e) {
+    if (e instanceof DocumentInputError) throw new UsageError(`${file}: ${e.message}`);
+    throw e;
   }
-  throw new UsageError(`${file}: expected an attestation document as raw CBOR (starting 84 or d2), hex or base64`);
+}
+
+/**
+ * The document bytes for verify: as {@link decodeDocument}, but input that is none of raw CBOR,
+ * hex or base64 is handed to the verifier as it is, so that a malformed document fails a named
+ * rule (`cose.decode`, `cose.tag`, ...) with exit 1, like any other verification failure.
+ */
+function documentBytes(raw: Uint8Array): Uint8Array {
+  try {
+    return decodeDocumentInput(raw);
+  } catch (e) {
+    if (e instanceof DocumentInputError) return raw;
+    throw e;
+  }
 }
 
 
@@ -112,6 +129,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       'expect-public-key': { type: 'string' },
       'expect-module-id': { type: 'string' },
       'aws-field-limits': { type: 'boolean' },
+      'allow-unknown-keys': { type: 'boolean' },
       json: { type: 'boolean' },
     },
     strict: true,
@@ -125,7 +143,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const rootText = builtin ? TEST_ROOT_PEM : new TextDecoder().decode(await readInput(`--root ${values.root}`, values.root, INPUT_LIMITS.pem, 'a PEM certificate, a few KiB', io));
   if (!rootText.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--root ${values.root}: expected a PEM certificate (-----BEGIN CERTIFICATE-----)`);
   const docLabel = docPath === '-' ? 'standard input' : docPath;
-  const document = decodeDocument(docLabel, await readInput(docLabel, docPath, INPUT_LIMITS.document, 'an attestation document: at most 16 KiB, 32 KiB as hex', io));
+  const document = documentBytes(await readInput(docLabel, docPath, INPUT_LIMITS.document, 'an attestation document: at most 16 KiB, 32 KiB as hex', io));
   const time = values.time === undefined ? undefined : values.time === 'doc' ? ('document' as const) : parseTime('--time', values.time);
   const expectedPcrs = new Map<number, Uint8Array>();
   for (const p of values['expect-pcr'] ?? []) {
@@ -143,6 +161,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       expectedPublicKey: opt('--expect-public-key', values['expect-public-key']),
       ...(values['expect-module-id'] === undefined ? {} : { expectedModuleId: values['expect-module-id'] }),
       fieldLimits: values['aws-field-limits'] ? 'aws-rules' : 'device',
+      allowUnknownKeys: values['allow-unknown-keys'] === true,
     });
     io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, builtin ? 'the committed test root' : values.root));
     return 0;
