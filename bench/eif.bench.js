@@ -175,7 +175,7 @@ const medianOf = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
  * over the same file (`passes` = 2: two passes, the single-thread floor), interleaved over
  * `rounds` rounds; medians. The file is read once beforehand so both find it in the page cache.
  */
-function wallTimeRow(label, mainJs, path, size, { oneCore = false, passes = 1, rounds = 3, target }) {
+function wallTimeRow(label, mainJs, path, size, { oneCore = false, passes = 1, rounds = 5, target }) {
   timed('openssl', ['dgst', '-sha384', path], oneCore);
   const ours = [];
   const floor = [];
