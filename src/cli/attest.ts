@@ -83,7 +83,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     publicKey: await field('--public-key', publicKeyFlag),
   };
 
-  const options = await deviceOptionsFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator attest: ${line}\n`));
+  const options = await deviceOptionsFromFlags(boot as BootFlags, { io, command: 'attest' });
   let attester;
   try {
     attester = ca === undefined ? nodeAttester(undefined, { payloadMap }) : await attesterFromCaDir(ca, { payloadMap });

@@ -6,7 +6,8 @@
 import type { NsmDeviceOptions } from '../device/nsm-device.js';
 import { FaultSyntaxError, type NsmFault, parseFault } from '../device/faults.js';
 import { parsePcr, parseTime } from './parse.js';
-import { UsageError } from './io.js';
+import { type CliIo, UsageError } from './io.js';
+import { ttyProgress } from './progress.js';
 
 /** Flag definitions in node:util parseArgs form. */
 export const BOOT_OPTION_SPEC = {
@@ -87,10 +88,11 @@ export function faultsFromFlags(values: readonly string[]): NsmFault[] {
 }
 
 /**
- * Builds device options from boot flags (reads the EIF and CA files they name). `report` is
- * given one line (without a newline) each time a `--fault` hits a request.
+ * Builds device options from boot flags (reads the EIF and CA files they name). With `cli`, a
+ * line goes to its standard error each time a `--fault` hits a request, and measuring a large
+ * EIF shows progress there when it is a terminal.
  */
-export async function deviceOptionsFromFlags(flags: BootFlags, report?: (line: string) => void): Promise<NsmDeviceOptions> {
+export async function deviceOptionsFromFlags(flags: BootFlags, cli?: { io: CliIo; command: string }): Promise<NsmDeviceOptions> {
   const pcrs = new Map<number, Uint8Array>();
   let instanceId: string | undefined;
   let boot: NsmDeviceOptions['boot'] = flags.bare ? 'bare' : 'enclave';
@@ -100,14 +102,18 @@ export async function deviceOptionsFromFlags(flags: BootFlags, report?: (line: s
   }
   if (flags.eif !== undefined || flags['parent-id'] !== undefined || flags['parent-role'] !== undefined || flags.debug) {
     const { eifBootOptions, EifBootError } = await import('../node/eif-boot.js');
+    const progress = cli ? ttyProgress(cli.io, cli.command) : null;
     const profile = await eifBootOptions({
       eifPath: flags.eif,
       parentInstanceId: flags['parent-id'],
       parentRoleArn: flags['parent-role'],
       debug: flags.debug === true,
-    }).catch((e: unknown) => {
-      throw e instanceof EifBootError ? new UsageError(e.message) : e;
-    });
+      onProgress: progress ? (done, total) => progress.report(`measuring ${flags.eif}`, done, total) : undefined,
+    })
+      .catch((e: unknown) => {
+        throw e instanceof EifBootError ? new UsageError(e.message) : e;
+      })
+      .finally(() => progress?.finish());
     for (const [i, v] of profile.pcrs) pcrs.set(i, v);
     instanceId = profile.instanceId;
     boot = profile.boot;
@@ -135,7 +141,7 @@ export async function deviceOptionsFromFlags(flags: BootFlags, report?: (line: s
   if (flags.fault !== undefined && flags.fault.length > 0) {
     const texts = flags.fault;
     options.faults = faultsFromFlags(texts);
-    options.onFault = (e) => report?.(`fault injected (--fault ${texts[e.index]}): ${e.message}`);
+    options.onFault = (e) => cli?.io.stderr.write(`nsm-emulator ${cli.command}: fault injected (--fault ${texts[e.index]}): ${e.message}\n`);
   }
   // The CLI signs through node:crypto (noble when seeded, for RFC 6979 determinism).
   const { attesterFromCaDir, nodeAttester, CaDirError } = await import('../node/ca-dir.js');

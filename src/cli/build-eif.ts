@@ -14,6 +14,7 @@ import { parseCustomMetadata } from '../eif/metadata.js';
 import type { JsonValue } from '../eif/json-text.js';
 import { buildEif, type EifSigning } from '../eif/writer.js';
 import { fileSource, nodeCrc32, nodeSha384 } from '../node/eif-file.js';
+import { ttyProgress } from './progress.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
 import { INPUT_LIMITS, fileProblem, readInput } from './files.js';
@@ -63,9 +64,9 @@ function readOption(option: string, path: string, limit: number, what: string): 
   return readInput(`${option} ${path}`, path, limit, what);
 }
 
-async function sourceOption(option: string, path: string) {
+async function sourceOption(option: string, path: string, onProgress?: (done: number, total: number) => void) {
   try {
-    return await fileSource(path);
+    return await fileSource(path, onProgress ? { onProgress } : {});
   } catch (e) {
     throw new UsageError(`${option} ${path}: cannot read the file (${(e as { code?: string }).code ?? (e as Error).message})`);
   }
@@ -134,9 +135,13 @@ async function run(args: string[], io: CliIo): Promise<number> {
     dockerInfo: values['docker-info'] === undefined ? null : await jsonOption('--docker-info', values['docker-info'], INPUT_LIMITS.json),
     customMetadata: values.metadata === undefined ? null : await jsonOption('--metadata', values.metadata, MAX_CUSTOM_METADATA),
   };
-  const kernel = await sourceOption('--kernel', kernelPath);
+  // On a terminal: progress while the inputs are hashed, then while the image is written.
+  const progress = ttyProgress(io, 'build-eif');
+  let hashing = true;
+  const hashed = (label: string) => (progress ? (done: number, total: number) => hashing && progress.report(label, done, total) : undefined);
+  const kernel = await sourceOption('--kernel', kernelPath, hashed(`hashing ${kernelPath}`));
   const ramdisks = [];
-  for (const r of values.ramdisk) ramdisks.push(await sourceOption('--ramdisk', r));
+  for (const r of values.ramdisk) ramdisks.push(await sourceOption('--ramdisk', r, hashed(`hashing ${r}`)));
 
   let built;
   try {
@@ -148,6 +153,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
       throw new UsageError(`${option}${file ? ' ' + file : ''}: ${e.message}`);
     }
     throw e;
+  } finally {
+    hashing = false;
+    progress?.finish();
   }
 
   // Write to a temporary name first so a failed build never leaves a truncated image behind.
@@ -156,19 +164,24 @@ async function run(args: string[], io: CliIo): Promise<number> {
     const out = createWriteStream(tmp);
     const failed = once(out, 'error').then(([err]) => Promise.reject(err as Error));
     failed.catch(() => undefined);
+    let written = 0;
     for await (const chunk of built.chunks()) {
       if (!out.write(chunk)) await Promise.race([once(out, 'drain'), failed]);
+      written += chunk.length;
+      progress?.report(`writing ${output}`, written, built.size);
     }
     out.end();
     await Promise.race([once(out, 'finish'), failed]);
     await rename(tmp, output);
   } catch (e) {
+    progress?.finish();
     await rm(tmp, { force: true });
     if (e instanceof EifBuildError) throw new UsageError(`--kernel/--ramdisk: ${e.message}`);
     const code = (e as { code?: string }).code;
     if (typeof code === 'string' && code.startsWith('E')) throw new UsageError(`--output ${output}: ${fileProblem(e, output, true)}`);
     throw e;
   }
+  progress?.finish();
   io.stdout.write(toPrettyJson(new Map([['Measurements', measurementsJson(built.pcrs)]])) + '\n');
   return 0;
 }

@@ -8,6 +8,7 @@ import { EifFormatError } from '../eif/errors.js';
 import { measureEifFile } from '../node/eif-file.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
+import { ttyProgress } from './progress.js';
 
 const HELP = `Usage: nsm-emulator describe-eif --eif-path FILE
 
@@ -31,13 +32,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const path = values['eif-path'];
   if (path === undefined) throw new UsageError('--eif-path FILE is required');
   let description;
+  const progress = ttyProgress(io, 'describe-eif');
   try {
-    description = describeEif(await measureEifFile(path));
+    description = describeEif(await measureEifFile(path, { onProgress: progress ? (done, total) => progress.report(`reading ${path}`, done, total) : undefined }));
   } catch (e) {
     if (e instanceof EifFormatError) throw new UsageError(`${path}: ${e.message}`);
     const code = (e as { code?: string }).code;
     if (typeof code === 'string' && code.startsWith('E')) throw new UsageError(`${path}: cannot read the file (${code})`);
     throw e;
+  } finally {
+    progress?.finish();
   }
   io.stdout.write(describeEifText(description) + '\n');
   for (const p of description.problems) io.stderr.write(`nsm-emulator describe-eif: ${path}: ${p}\n`);

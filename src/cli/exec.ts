@@ -90,7 +90,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     // Why an InternalError was answered: into the --log file, else on stderr.
     device = await deviceFromFlags(
       boot as BootFlags,
-      (line) => io.stderr.write(`nsm-emulator exec: ${line}\n`),
+      { io, command: 'exec' },
       (e) => {
         if (log !== undefined) appendFileSync(log, internalErrorLine(e, true, 'exec'));
         else io.stderr.write(internalErrorLine(e, false, 'exec'));

@@ -97,7 +97,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   // The answer on stdout stays the device's exact bytes; why it is an InternalError goes to stderr.
   const onInternalError = (e: InternalErrorEvent) =>
     io.stderr.write(`nsm-emulator rpc: stdin line ${n}: the device answered InternalError to ${e.request}: ${describeReason(e.reason)}\n`);
-  const options = await deviceOptionsFromFlags(boot as BootFlags, (line) => io.stderr.write(`nsm-emulator rpc: ${line}\n`));
+  const options = await deviceOptionsFromFlags(boot as BootFlags, { io, command: 'rpc' });
   const device = new NsmDevice({ ...options, onInternalError });
   for await (const line of boundedLines(io.stdin, INPUT_LIMITS.line)) {
     n++;

@@ -98,15 +98,15 @@ export function internalErrorLine(e: InternalErrorEvent, json: boolean, command:
 
 /**
  * Builds the device from boot flags; failures other than usage errors are reported plainly.
- * `report` hears injected faults; `onInternalError` hears why the device answered
- * InternalError (the wire answer is unchanged).
+ * With `cli`, injected faults and EIF progress are reported on its standard error;
+ * `onInternalError` hears why the device answered InternalError (the wire answer is unchanged).
  */
 export async function deviceFromFlags(
   boot: BootFlags,
-  report?: (line: string) => void,
+  cli?: { io: CliIo; command: string },
   onInternalError?: (e: InternalErrorEvent) => void,
 ): Promise<NsmDevice> {
-  const options = await deviceOptionsFromFlags(boot, report);
+  const options = await deviceOptionsFromFlags(boot, cli);
   return new NsmDevice(onInternalError ? { ...options, onInternalError } : options);
 }
 
@@ -140,7 +140,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   try {
     device = await deviceFromFlags(
       boot as BootFlags,
-      (line) => io.stderr.write(`nsm-emulator serve: ${line}\n`),
+      { io, command: 'serve' },
       (e) => io.stderr.write(internalErrorLine(e, log === true, 'serve')),
     );
   } catch (e) {

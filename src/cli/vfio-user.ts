@@ -78,7 +78,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }
   let device: VirtioNsmDevice;
   try {
-    const options = await deviceOptionsFromFlags(boot as BootFlags);
+    const options = await deviceOptionsFromFlags(boot as BootFlags, { io, command: 'vfio-user' });
     const nsm = log ? loggingDevice(options, (l) => io.stderr.write(l)) : new NsmDevice(options);
     device = new VirtioNsmDevice(nsm, { queueMaxSize, caReference: boot.ca ?? null });
   } catch (e) {

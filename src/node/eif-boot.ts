@@ -7,7 +7,7 @@
  */
 import { type EifBootProfile, eifBootProfile } from '../eif/boot-profile.js';
 import { EifFormatError, EifSignatureError } from '../eif/errors.js';
-import { bootProfileFromEifFile } from './eif-file.js';
+import { type ReadProgress, bootProfileFromEifFile } from './eif-file.js';
 
 export interface EifBootRequest {
   /** Path of the EIF to measure (PCR0, 1, 2 and 8). */
@@ -18,6 +18,8 @@ export interface EifBootRequest {
   parentRoleArn?: string | undefined;
   /** Debug-mode enclave: PCR0, 1, 2 and 8 read as zero. */
   debug: boolean;
+  /** Told the bytes of the EIF read so far in each pass (for a progress display). */
+  onProgress?: ReadProgress | undefined;
 }
 
 /** Why an {@link eifBootOptions} request cannot boot; `input` names the bad option. */
@@ -43,7 +45,7 @@ export async function eifBootOptions(req: EifBootRequest): Promise<EifBootProfil
   const parent = { parentInstanceId: req.parentInstanceId, parentRoleArn: req.parentRoleArn, debug: req.debug };
   if (req.eifPath === undefined) return eifBootProfile(null, parent);
   try {
-    return await bootProfileFromEifFile(req.eifPath, parent);
+    return await bootProfileFromEifFile(req.eifPath, parent, new Date(), req.onProgress);
   } catch (e) {
     if (e instanceof EifFormatError) throw new EifBootError('--eif', `--eif ${req.eifPath}: not a bootable EIF: ${e.message}`);
     if (e instanceof EifSignatureError) throw new EifBootError('--eif', `--eif ${req.eifPath}: signed image refused: ${e.message}`);

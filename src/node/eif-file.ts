@@ -21,6 +21,19 @@ import { WorkerHashError, workerSha384 } from './worker-sha384.js';
 /** Bytes read from a file at a time. */
 export const FILE_CHUNK = 1 << 20;
 
+/** Told the bytes read so far in the current pass over a file, and the file's size. */
+export type ReadProgress = (bytesRead: number, size: number) => void;
+
+async function* counted(chunks: AsyncIterable<Uint8Array>, size: number, onProgress: ReadProgress): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  onProgress(0, size);
+  for await (const c of chunks) {
+    n += c.length;
+    yield c;
+    onProgress(n, size);
+  }
+}
+
 async function* reusedChunks(path: string): AsyncGenerator<Uint8Array> {
   const fh = await open(path, 'r');
   try {
@@ -39,14 +52,14 @@ async function* reusedChunks(path: string): AsyncGenerator<Uint8Array> {
  * A file as a {@link SizedSource} (its size is taken now; each pass opens the file anew).
  * With `reuseBuffer`, every chunk is the same 1 MiB buffer, refilled: no garbage however large
  * the file, but a consumer must be done with a chunk before asking for the next one (true of
- * the reader; not of a write stream).
+ * the reader; not of a write stream). `onProgress` is told the bytes read after each chunk of
+ * each pass.
  */
-export async function fileSource(path: string, options: { reuseBuffer?: boolean } = {}): Promise<SizedSource> {
+export async function fileSource(path: string, options: { reuseBuffer?: boolean; onProgress?: ReadProgress } = {}): Promise<SizedSource> {
   const { size } = await stat(path);
-  return {
-    size,
-    chunks: () => (options.reuseBuffer ? reusedChunks(path) : (createReadStream(path, { highWaterMark: FILE_CHUNK }) as AsyncIterable<Uint8Array>)),
-  };
+  const { onProgress } = options;
+  const open = () => (options.reuseBuffer ? reusedChunks(path) : (createReadStream(path, { highWaterMark: FILE_CHUNK }) as AsyncIterable<Uint8Array>));
+  return { size, chunks: onProgress ? () => counted(open(), size, onProgress) : open };
 }
 
 function wrap(h: Hash): Sha384Hasher {
@@ -75,6 +88,8 @@ export interface MeasureEifFileOptions {
    * {@link PARALLEL_MEASURE_MIN_SIZE} bytes and this process may use two or more cores).
    */
   readonly parallel?: boolean;
+  /** Told the bytes read so far in each pass over the file (for a progress display). */
+  readonly onProgress?: ReadProgress | undefined;
 }
 
 /**
@@ -84,7 +99,7 @@ export interface MeasureEifFileOptions {
  * If that thread fails the file is measured again on this thread alone.
  */
 export async function measureEifFile(path: string, options: MeasureEifFileOptions = {}): Promise<EifMeasurement> {
-  const source = await fileSource(path, { reuseBuffer: true });
+  const source = await fileSource(path, { reuseBuffer: true, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   const parallel = options.parallel ?? (source.size >= PARALLEL_MEASURE_MIN_SIZE && availableParallelism() >= 2);
   if (parallel) {
     let pcr2: ReturnType<typeof workerSha384> | null = null;
@@ -110,10 +125,11 @@ export async function measureEifFile(path: string, options: MeasureEifFileOption
 /**
  * What a hypervisor would boot from an EIF file: refuses a bad CRC (as QEMU and Nitro do) and a
  * signed image whose signature does not check or whose certificate is not valid at `now` (as
- * `nitro-cli run-enclave` does). Returns the `pcrs`/`instanceId` device options.
+ * `nitro-cli run-enclave` does). Returns the `pcrs`/`instanceId` device options. `onProgress`
+ * is told the bytes read in each pass.
  */
-export async function bootProfileFromEifFile(path: string, parent: EifBootParent = {}, now: Date = new Date()): Promise<EifBootProfile> {
-  const m = await measureEifFile(path);
+export async function bootProfileFromEifFile(path: string, parent: EifBootParent = {}, now: Date = new Date(), onProgress?: ReadProgress): Promise<EifBootProfile> {
+  const m = await measureEifFile(path, { onProgress });
   if (!m.layout.crc.ok) {
     const h = (n: number) => n.toString(16).padStart(8, '0');
     throw new EifFormatError('BAD_CRC', 0x220, `CRC mismatch: the header holds ${h(m.layout.crc.stored)} but the image's CRC-32 is ${h(m.layout.crc.computed)}`);
