@@ -2,6 +2,7 @@
 import { sha384 } from '@noble/hashes/sha2.js';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { inspectDocument } from '../src/inspector/report.js';
 import { NsmDevice, NsmError } from '../src/index.js';
 import { hex, unhex } from './helpers/hex.js';
 
@@ -107,12 +108,35 @@ describe('boot configuration', () => {
     expect(new NsmDevice({ moduleId: 'i-x-enc1' }).moduleId).toBe('i-x-enc1');
   });
 
-  it('an unseeded enclave id starts with the boot time in milliseconds, as real ones do', () => {
+  it('the enclave id starts with the launch time in milliseconds, 12-24 s before the device came up, as real ones do', async () => {
     // aws-real-doc-1: ...-enc0181d3dff86da785 in a document of 2022-07-06T14:18:22.484Z, whose
     // first six bytes are 2022-07-06T14:17:59.661Z: the enclave started 23 s before attesting.
     expect(new Date(0x0181d3dff86d).toISOString()).toBe('2022-07-06T14:17:59.661Z');
-    const d = new NsmDevice({ clock: () => 0x0193685e7fee });
-    expect(d.moduleId).toMatch(/-enc0193685e7fee[0-9a-f]{4}$/);
+    const boot = 0x0193685e7fee;
+    const leads = new Set<number>();
+    for (const seed of [undefined, '01', '02', 'c0ffee']) {
+      for (let i = 0; i < (seed ? 1 : 20); i++) {
+        const d = new NsmDevice({ clock: () => boot, ...(seed ? { seed } : {}) });
+        const launched = parseInt(/-enc([0-9a-f]{12})[0-9a-f]{4}$/.exec(d.moduleId)![1]!, 16);
+        expect(boot - launched).toBeGreaterThanOrEqual(12_000);
+        expect(boot - launched).toBeLessThan(24_000);
+        leads.add(boot - launched);
+      }
+    }
+    expect(leads.size).toBeGreaterThan(10);
+  });
+
+  it("the first document's leaf starts after the launch in module_id, 7 s to 200 s later as in real documents", async () => {
+    const clock = () => Date.parse('2026-03-01T12:00:00Z');
+    for (const seed of ['01', '02', '03']) {
+      const d = new NsmDevice({ seed, clock });
+      const r = await inspectDocument(await d.attestation(), { roots: [] });
+      const launched = parseInt(/-enc([0-9a-f]{12})/.exec(r.moduleId!)![1]!, 16);
+      const leaf = r.chain.at(-1)!;
+      expect(leaf.notBefore - launched).toBeGreaterThanOrEqual(7_000);
+      expect(leaf.notBefore - launched).toBeLessThanOrEqual(200_000);
+      expect(launched).toBeLessThan(r.timestamp!);
+    }
   });
 });
 

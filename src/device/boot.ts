@@ -30,15 +30,28 @@ export function randomInstanceId(random: RandomSource): string {
 }
 
 /**
- * The 8-byte enclave id after `-enc` in a module id, as in real ones: the enclave's start time
- * as a 48-bit count of milliseconds since 1970, then 16 random bits (from the seed when the
- * device is seeded, so a seeded device with a fixed clock always gets the same id).
+ * How long before the device comes up the enclave id says the enclave was launched: at least
+ * `min`, less than `min + span` ms. A real enclave's NSM first serves its application some time
+ * after launch (real documents show the leaf certificate issued 7 s to minutes after the launch
+ * instant in the id, and the first document 3-4 s after that); the emulated device is created
+ * when the application is ready, so its id encodes a launch 12-24 s earlier.
+ */
+export const LAUNCH_LEAD_MS = { min: 12_000, span: 12_000 } as const;
+
+/**
+ * The 8-byte enclave id after `-enc` in a module id, as in real ones: the enclave's launch time
+ * as a 48-bit count of milliseconds since 1970 ({@link LAUNCH_LEAD_MS} before `bootMs`), then
+ * 16 random bits. Both random parts come from the seed when the device is seeded, so a seeded
+ * device with a fixed clock always gets the same id.
  */
 export function enclaveId(random: RandomSource, bootMs: number): string {
   const b = new Uint8Array(8);
-  const ms = BigInt(Math.max(0, Math.floor(bootMs))) & 0xffff_ffff_ffffn;
+  const tail = random.bytes(2);
+  const [hi, lo] = random.bytes(2);
+  const lead = LAUNCH_LEAD_MS.min + ((((hi! << 8) | lo!) * LAUNCH_LEAD_MS.span) >>> 16);
+  const ms = BigInt(Math.max(0, Math.floor(bootMs) - lead)) & 0xffff_ffff_ffffn;
   for (let i = 0; i < 6; i++) b[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
-  b.set(random.bytes(2), 6);
+  b.set(tail, 6);
   return hex(b);
 }
 
