@@ -2,7 +2,9 @@
 // with the real AWS documents (vectors/aws/*.json), the EIF vectors' expected PCRs, and
 // node:crypto's own reading of the public keys; and the `inspect` command's server.
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NsmDevice } from '../src/index.js';
 import { DocumentInputError, decodeDocumentInput } from '../src/attestation/document-input.js';
@@ -12,6 +14,8 @@ import { inspectDocument, type TrustedRoot } from '../src/inspector/report.js';
 import { ExpectedPcrsError, comparePcrs, diffReports, parseExpectedPcrs } from '../src/inspector/compare.js';
 import { describePublicKey } from '../src/inspector/public-key.js';
 import { hex, unhex } from './helpers/hex.js';
+import { runCli } from './helpers/cli.js';
+import { encodeRequest } from '../src/wire/encode-request.js';
 import { spawnCliLive } from './helpers/inspector.js';
 
 const AWS: TrustedRoot = { name: 'aws', certificate: readFileSync('vectors/aws/aws-nitro-root-g1.pem', 'utf8') };
@@ -151,10 +155,30 @@ describe('decodeDocumentInput', () => {
     expect(decodeDocumentInput(Buffer.from(doc).toString('base64url'))).toEqual(doc);
     expect(decodeDocumentInput(new TextEncoder().encode(Buffer.from(doc).toString('base64')))).toEqual(doc);
   });
-  it('refuses empty and undecodable input', () => {
+  it('refuses empty and undecodable input, and text that decodes to something else', () => {
     expect(() => decodeDocumentInput('')).toThrow(DocumentInputError);
     expect(() => decodeDocumentInput(new Uint8Array(0))).toThrow(DocumentInputError);
     expect(() => decodeDocumentInput('not a document!')).toThrow(/raw CBOR .* hex or base64/);
+    // 'garbage' is valid base64 (81 aa db 6a 07), and 'a0' valid hex: neither is a COSE_Sign1.
+    expect(() => decodeDocumentInput('garbage\n')).toThrow(/base64 decodes to 5 bytes starting 81aadb6a, not a COSE_Sign1/);
+    expect(() => decodeDocumentInput('a0')).toThrow(/hex decodes to 1 bytes starting a0/);
+    expect(() => decodeDocumentInput('{"DescribeNSM":{}}')).toThrow(/Attestation answer/);
+  });
+
+  it("takes the document out of the device's Attestation answer: raw CBOR, hex, and rpc --json's line", async () => {
+    const device = new NsmDevice({ seed: '07' });
+    const request = encodeRequest({ type: 'Attestation', userData: null, nonce: new Uint8Array([7]), publicKey: null });
+    const answer = await device.handleRaw(request);
+    expect(answer.subarray(0, 13)).toEqual(new Uint8Array([0xa1, 0x6b, ...new TextEncoder().encode('Attestation')]));
+    const doc = decodeDocumentInput(answer);
+    expect(doc[0]).toBe(0x84);
+    expect(decodeDocumentInput(hex(answer))).toEqual(doc);
+    const line = (await runCli(['rpc', '--json', '--seed', '07'], '{"Attestation":{"nonce":"07"}}\n')).stdout.trim();
+    expect(line.startsWith('{"Attestation":{"document":"84')).toBe(true);
+    const fromJson = decodeDocumentInput(line);
+    const r = await inspectDocument(fromJson, { roots: [TEST] });
+    expect(r.verdict.valid).toBe(true);
+    expect(r.fields.find((f) => f.name === 'nonce')!.hex).toBe('07');
   });
 });
 
@@ -188,6 +212,11 @@ describe('nsm-emulator inspect', () => {
     expect(await cli.exit()).toBe(2);
     expect(cli.stderr().trim().split('\n')).toHaveLength(1);
     expect(cli.stderr()).toMatch(/^nsm-emulator inspect: vectors\/aws\/INDEX\.md: /);
+    const garbage = join(mkdtempSync(join(tmpdir(), 'inspect-')), 'garbage.txt');
+    writeFileSync(garbage, 'garbage\n');
+    const text = await spawnCliLive(['inspect', garbage]);
+    expect(await text.exit()).toBe(2);
+    expect(text.stderr()).toMatch(/garbage\.txt: the base64 decodes to 5 bytes .* not a COSE_Sign1/);
     const big = await spawnCliLive(['inspect', '/dev/zero']);
     expect(await big.exit()).toBe(2);
     expect(big.stderr()).toMatch(/\/dev\/zero: more than 64 KiB; stopped reading there/);
