@@ -13,6 +13,13 @@ import { base64Decode } from '../x509/pem.js';
 /** The input is none of the forms above. */
 export class DocumentInputError extends Error {
   override readonly name = 'DocumentInputError';
+  constructor(
+    message: string,
+    /** What hex or base64 text decoded to when that was not a document (a verifier can name why). */
+    readonly decoded: Uint8Array | null = null,
+  ) {
+    super(message);
+  }
 }
 
 const HEX = /^(?:0[xX])?((?:[0-9a-fA-F]{2})+)$/;
@@ -49,7 +56,8 @@ function checked(bytes: Uint8Array, form: string): Uint8Array {
   if (isCoseSign1(bytes)) return bytes;
   const inner = fromResponse(bytes);
   if (inner) return inner;
-  throw new DocumentInputError(`the ${form} decodes to ${bytes.length} bytes starting ${bytes.subarray(0, 4).reduce((s, b) => s + b.toString(16).padStart(2, '0'), '')}, not a COSE_Sign1 (84 or d2); ${EXPECTED}`);
+  const start = bytes.subarray(0, 4).reduce((s, b) => s + b.toString(16).padStart(2, '0'), '');
+  throw new DocumentInputError(`the ${form} decodes to ${bytes.length} bytes starting ${start}, not a COSE_Sign1 (84 or d2); ${EXPECTED}`, bytes);
 }
 
 /**

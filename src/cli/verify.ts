@@ -58,15 +58,16 @@ export function decodeDocument(file: string, raw: Uint8Array): Uint8Array {
 }
 
 /**
- * The document bytes for verify: as {@link decodeDocument}, but input that is none of raw CBOR,
- * hex or base64 is handed to the verifier as it is, so that a malformed document fails a named
- * rule (`cose.decode`, `cose.tag`, ...) with exit 1, like any other verification failure.
+ * The document bytes for verify: as {@link decodeDocument}, but input that is not a document is
+ * handed to the verifier (what hex or base64 text decoded to, else the bytes as they are), so
+ * that a malformed document fails a named rule (`cose.decode`, `cose.tag`, ...) with exit 1,
+ * like any other verification failure.
  */
 function documentBytes(raw: Uint8Array): Uint8Array {
   try {
     return decodeDocumentInput(raw);
   } catch (e) {
-    if (e instanceof DocumentInputError) return raw;
+    if (e instanceof DocumentInputError) return e.decoded ?? raw;
     throw e;
   }
 }
