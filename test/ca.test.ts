@@ -1,6 +1,6 @@
 // Test CAs: made in memory and on disk, loaded back, checked for consistency; the committed CA
 // in certs/ and its embedded copy; the `ca` command.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,11 @@ describe('createTestCa', () => {
     const ca = await createTestCa({ region: 'eu-west-1' });
     const aws = new X509Certificate(readFileSync('vectors/aws/aws-nitro-root-g1.pem'));
     const root = new X509Certificate(ca.root.der);
-    expect(root.subject).toContain('CN=nsm-emulator test root - not AWS');
+    // The CN ends in 8 hex digits of the SHA-256 of the public key (SPKI's BIT STRING content), computed here by node:crypto.
+    const spki = root.publicKey.export({ type: 'spki', format: 'der' });
+    const point = spki.subarray(spki.length - 97);
+    const tag = createHash('sha256').update(point).digest('hex').slice(0, 8);
+    expect(root.subject.split('\n')).toEqual(['C=US', 'O=nsm-emulator', 'OU=TEST ONLY', `CN=nsm-emulator test root - not AWS - ${tag}`]);
     expect(root.verify(root.publicKey)).toBe(true);
     expect([root.validFrom, root.validTo]).toEqual([aws.validFrom, aws.validTo]);
     expect([root.validFrom, root.validTo]).toEqual(['Oct 28 13:28:05 2019 GMT', 'Oct 28 14:28:05 2049 GMT']);
@@ -44,6 +48,16 @@ describe('createTestCa', () => {
     const b = new X509Certificate((await createTestCa({ rootNotBefore: Date.UTC(2024, 0, 1), rootNotAfter: Date.UTC(2025, 0, 1) })).root.der);
     expect([b.validFrom, b.validTo]).toEqual(['Jan  1 00:00:00 2024 GMT', 'Jan  1 00:00:00 2025 GMT']);
     await expect(createTestCa({ rootNotBefore: Date.UTC(2025, 0, 1), rootNotAfter: Date.UTC(2024, 0, 1) })).rejects.toThrow(/must be after rootNotBefore/);
+  });
+
+  it('gives every new root its own name; rootCommonName chooses one, bounded to 64 characters', async () => {
+    const [a, b] = [await createTestCa(), await createTestCa()];
+    const subj = (der: Uint8Array) => new X509Certificate(der).subject;
+    expect(subj(a.root.der)).not.toBe(subj(b.root.der));
+    expect(subj(a.root.der)).not.toBe(subj(committedTestCa().root.der));
+    const c = await createTestCa({ rootCommonName: 'my root' });
+    expect(subj(c.root.der).split('\n').at(-1)).toBe('CN=my root');
+    await expect(createTestCa({ rootCommonName: 'x'.repeat(65) })).rejects.toThrow(/1 to 64 characters/);
   });
 
   it('is reproducible from a seeded random source', async () => {
@@ -143,9 +157,10 @@ describe('the committed test CA', () => {
   });
 
   it('is reproduced byte for byte by the command certs/README.md gives', async () => {
-    const cmd = /nsm-emulator (ca init --dir certs (--seed [0-9a-f]+) --force)/.exec(readFileSync('certs/README.md', 'utf8'))!;
+    const cmd = /nsm-emulator ca init --dir certs --seed ([0-9a-f]+) --root-cn '([^']+)' --force/.exec(readFileSync('certs/README.md', 'utf8'))!;
+    expect(cmd).not.toBeNull();
     const dir = tmp();
-    const r = await runCli(['ca', 'init', '--dir', dir, '--seed', cmd[2]!.split(' ')[1]!]);
+    const r = await runCli(['ca', 'init', '--dir', dir, '--seed', cmd[1]!, '--root-cn', cmd[2]!]);
     expect(r.code, r.stderr).toBe(0);
     for (const f of ['root.pem', 'root.key', 'manifest.json']) expect(readFileSync(join(dir, f), 'utf8'), f).toBe(readFileSync(join('certs', f), 'utf8'));
   });
@@ -175,6 +190,9 @@ describe('nsm-emulator ca', () => {
     expect(readFileSync(join(a, 'root.pem'), 'utf8')).toBe(readFileSync(join(b, 'root.pem'), 'utf8'));
     const show = await runCli(['ca', 'show', '--dir', a]);
     expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/root {6}C=US, O=nsm-emulator, OU=TEST ONLY, CN=nsm-emulator test root - not AWS - [0-9a-f]{8}\n/);
+    const longCn = await runCli(['ca', 'init', '--dir', tmp(), '--root-cn', 'x'.repeat(65)]);
+    expect([longCn.code, longCn.stderr]).toEqual([2, expect.stringContaining("--root-cn 'xxx")]);
     expect(show.stdout).toContain('valid 2020-01-01T00:00:00.000Z to 2050-01-01T01:00:00.000Z');
     const files = () => Object.fromEntries(readdirSync(a).sort().map((f) => [f, readFileSync(join(a, f), 'utf8')]));
     const before = files();

@@ -1,5 +1,6 @@
 // The verifier against real AWS documents (accept, then reject on any flipped byte, wrong root,
 // outside validity) and against hand-built documents that break one rule each.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../src/index.js';
@@ -299,11 +300,24 @@ describe('hand-built documents', () => {
 
   it('anchors at the pinned root and never trusts cabundle[0] for being there', async () => {
     const c = await chain();
-    const other = await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([8]), 'ca'), crypto: 'noble' });
+    // Another root with the very same name as this chain's (as two CAs made before names had a key tag did).
+    const sameName = new X509Certificate(c.ca.root.der).subject.split('\n').at(-1)!.slice(3);
+    const other = await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([8]), 'ca'), crypto: 'noble', rootCommonName: sameName });
     const doc = await sign(c, encodePayload(fields(c)));
-    // Pinned: another root. cabundle[0] is this chain's root -> rejected.
-    expect(await ruleOf(verifyAttestationDocument(doc, { root: other.root.der, time: T }))).toBe('chain.root');
-    // A forger copies the pinned root into cabundle[0]: the names match (both are test roots),
+    // Pinned: another root. cabundle[0] is this chain's root -> rejected; both print the same
+    // name, so the message tells them apart by SHA-256 fingerprints (node:crypto's here).
+    const err = await verifyAttestationDocument(doc, { root: other.root.der, time: T }).catch((e: unknown) => e as AttestationVerifyError);
+    expect(err).toBeInstanceOf(AttestationVerifyError);
+    const fp = (der: Uint8Array) => new X509Certificate(der).fingerprint256.replaceAll(':', '').toLowerCase().slice(0, 16);
+    const name = new X509Certificate(c.ca.root.der).subject.split('\n').join(', ');
+    expect((err as AttestationVerifyError).message).toContain(
+      `cabundle[0] ('${name}', SHA-256 ${fp(c.ca.root.der)}) is not the pinned root '${name}' (SHA-256 ${fp(other.root.der)})`,
+    );
+    expect(fp(c.ca.root.der)).not.toBe(fp(other.root.der));
+    // Different names: no fingerprints.
+    const aws = (await verifyAttestationDocument(doc, { root: AWS_ROOT, time: T }).catch((e: unknown) => e)) as AttestationVerifyError;
+    expect(aws.message).toMatch(/is not the pinned root 'C=US, O=Amazon, OU=AWS, CN=aws\.nitro-enclaves'$/);
+    // A forger copies the pinned root into cabundle[0]: the names match,
     // but cabundle[1] was not signed by the pinned root's key.
     const forged = await sign(c, encodePayload(fields(c, { cabundle: [other.root.der, ...fields(c).cabundle.slice(1)] })));
     expect(await ruleOf(verifyAttestationDocument(forged, { root: other.root.der, time: T }))).toBe('chain.signature');

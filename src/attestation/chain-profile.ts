@@ -42,13 +42,21 @@ export const LEAF_BACKDATE_SECONDS = 3;
 
 export const DEFAULT_REGION = 'us-east-1';
 
-/** The test root's subject: same attribute order and string types as Root-G1, plainly not AWS. */
-export const TEST_ROOT_NAME: DistinguishedName = [
-  ['C', 'US'],
-  ['O', 'nsm-emulator'],
-  ['OU', 'TEST ONLY'],
-  ['CN', 'nsm-emulator test root - not AWS'],
-];
+/** The committed test root's common name; new roots add ` - ` and 8 hex digits of their key (see {@link testRootName}). */
+export const TEST_ROOT_CN = 'nsm-emulator test root - not AWS';
+
+/** A test root's subject: same attribute order and string types as Root-G1, plainly not AWS. */
+export function testRootName(cn: string): DistinguishedName {
+  return [
+    ['C', 'US'],
+    ['O', 'nsm-emulator'],
+    ['OU', 'TEST ONLY'],
+    ['CN', cn],
+  ];
+}
+
+/** The committed test root's subject (certs/root.pem). */
+export const TEST_ROOT_NAME: DistinguishedName = testRootName(TEST_ROOT_CN);
 
 export function regionalName(id: string, region: string): DistinguishedName {
   return [

@@ -7,6 +7,7 @@ export { caAttester, CaAttester, type CaAttesterOptions } from './ca-attester.js
 export { defaultAttester, committedTestCa, TEST_ROOT_PEM } from './default-attester.js';
 export {
   createTestCa,
+  defaultRootCommonName,
   AWS_ROOT_G1_NOT_BEFORE,
   AWS_ROOT_G1_NOT_AFTER,
   testCaFromPem,
@@ -19,7 +20,7 @@ export {
 } from './test-ca.js';
 export { ChainIssueError } from './chain-issuer.js';
 export { CHAIN_CADENCE, intermediatesAt } from './chain-schedule.js';
-export { LIFETIME_SECONDS, LEAF_BACKDATE_SECONDS, type IssuedCert, type ChainLevel } from './chain-profile.js';
+export { LIFETIME_SECONDS, LEAF_BACKDATE_SECONDS, TEST_ROOT_CN, type IssuedCert, type ChainLevel } from './chain-profile.js';
 export { makeAttestationDocument, type DocumentValues } from './make-document.js';
 export {
   encodePayload,

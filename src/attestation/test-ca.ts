@@ -14,7 +14,9 @@ import { systemRandom } from '../device/random.js';
 import { DerError } from '../x509/der.js';
 import { parseCertificate } from '../x509/certificate.js';
 import { pemDecode, pemEncode } from '../x509/pem.js';
-import { DEFAULT_REGION, type IssuedCert, RANDOM_SERIAL_BYTES, TEST_ROOT_NAME, issueCertificate } from './chain-profile.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { DEFAULT_REGION, type IssuedCert, RANDOM_SERIAL_BYTES, TEST_ROOT_CN, issueCertificate, testRootName } from './chain-profile.js';
 import { type P384BackendChoice, type P384Key, selectBackend } from './p384.js';
 import { decodePkcs8, encodePkcs8 } from './pkcs8.js';
 import { NistCurvesNotLoadedError } from '../x509/nist-curves.js';
@@ -51,6 +53,17 @@ export interface CreateTestCaOptions {
   readonly random?: RandomSource;
   /** Signing backend (default `auto`: WebCrypto where available). */
   readonly crypto?: P384BackendChoice;
+  /**
+   * The root's common name. Default: `nsm-emulator test root - not AWS - ` and the first 8 hex
+   * digits of the SHA-256 of the root's public key, so that two test roots never print the same
+   * name (the committed root in certs/ is the one with the bare name, {@link TEST_ROOT_CN}).
+   */
+  readonly rootCommonName?: string;
+}
+
+/** The default common name of a new test root: {@link TEST_ROOT_CN}, ` - ` and 8 hex digits of its public key's SHA-256. */
+export function defaultRootCommonName(publicKey: Uint8Array): string {
+  return `${TEST_ROOT_CN} - ${bytesToHex(sha256(publicKey)).slice(0, 8)}`;
 }
 
 /** Makes a fresh root (new key, AWS's profile); intermediates are derived from it on use. */
@@ -66,9 +79,11 @@ export async function createTestCa(options: CreateTestCaOptions = {}): Promise<T
   const notBefore = Math.floor(startMs / 1000);
   const notAfter = Math.floor(endMs / 1000);
   if (notAfter <= notBefore) throw new RangeError(`rootNotAfter (${new Date(endMs).toISOString()}) must be after rootNotBefore (${new Date(startMs).toISOString()})`);
+  const cn = options.rootCommonName;
+  if (cn !== undefined && (cn.length === 0 || cn.length > 64)) throw new RangeError(`rootCommonName must be 1 to 64 characters (X.520's upper bound), got ${cn.length}`);
   const key = await backend.generate(random);
   const root = await issueCertificate(
-    { level: 'root', name: TEST_ROOT_NAME, key, issuer: null, serial: random.bytes(RANDOM_SERIAL_BYTES.root), notBefore, notAfter, region },
+    { level: 'root', name: testRootName(cn ?? defaultRootCommonName(key.publicKey)), key, issuer: null, serial: random.bytes(RANDOM_SERIAL_BYTES.root), notBefore, notAfter, region },
     backend,
   );
   return { region, root };

@@ -8,6 +8,7 @@
  * `cabundle[0]` must be byte-identical to it. No CRL is fetched (AWS does not use CRLs).
  * @module
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { DerError } from '../x509/der.js';
 import { type ParsedCertificate, parseCertificate } from '../x509/certificate.js';
@@ -121,12 +122,18 @@ export async function verifyAttestationDocument(bytes: Uint8Array, options: Veri
   const root = parse(rootDer(options.root), 'the pinned root');
   if (!equal(doc.cabundle[0]!, root.der)) {
     let what = 'unparseable';
+    let sameName = false;
     try {
-      what = `'${parseCertificate(doc.cabundle[0]!).subjectText}'`;
+      const first = parseCertificate(doc.cabundle[0]!).subjectText;
+      what = `'${first}'`;
+      sameName = first === root.subjectText;
     } catch {
       /* keep 'unparseable' */
     }
-    fail('chain.root', `cabundle[0] (${what}) is not the pinned root '${root.subjectText}'`);
+    // Two roots that print the same name (two test CAs) are told apart by their fingerprints.
+    const fp = (der: Uint8Array) => `, SHA-256 ${bytesToHex(sha256(der)).slice(0, 16)}`;
+    const [mine, pinned] = sameName ? [fp(doc.cabundle[0]!), fp(root.der)] : ['', ''];
+    fail('chain.root', `cabundle[0] (${what}${mine}) is not the pinned root '${root.subjectText}'${pinned ? ` (${pinned.slice(2)})` : ''}`);
   }
   const names = ['the pinned root', ...doc.cabundle.slice(1).map((_, i) => `cabundle[${i + 1}]`), 'the leaf certificate'];
   const path = [root, ...doc.cabundle.slice(1).map((c, i) => parse(c, `cabundle[${i + 1}]`)), parse(doc.certificate, 'the leaf certificate')];

@@ -30,6 +30,10 @@ so any device clock inside the root's validity gets a valid document.
                             after --root-not-before, Root-G1's shape)
       --region NAME         region in the certificate names (default ${DEFAULT_REGION})
       --seed HEX            derive keys, serials and ids from HEX (reproducible CA)
+      --root-cn NAME        the root's common name (default: 'nsm-emulator test root -
+                            not AWS - ' and 8 hex digits of the root key's SHA-256, so no
+                            two test roots share a name; the committed root in certs/ is
+                            the one with the bare name)
       --force               replace an existing CA in DIR
       DIR is made 0700 and the keys 0600 (certificates 0644), whatever the umask; every
       file is written to a new file and renamed into place, and a symbolic link at any of
@@ -55,6 +59,7 @@ async function init(args: string[], io: CliIo): Promise<number> {
       'root-not-after': { type: 'string' },
       region: { type: 'string' },
       seed: { type: 'string' },
+      'root-cn': { type: 'string' },
       force: { type: 'boolean' },
     },
     strict: true,
@@ -70,6 +75,10 @@ async function init(args: string[], io: CliIo): Promise<number> {
   }
   const region = values.region ?? DEFAULT_REGION;
   if (!/^[a-z0-9-]+$/.test(region)) throw new UsageError(`--region '${region}': expected a region name like us-east-1`);
+  const rootCn = values['root-cn'];
+  if (rootCn !== undefined && (rootCn.length === 0 || rootCn.length > 64)) {
+    throw new UsageError(`--root-cn '${rootCn}': expected 1 to 64 characters (X.520's upper bound for a common name)`);
+  }
   let random;
   if (values.seed !== undefined) {
     try {
@@ -78,7 +87,7 @@ async function init(args: string[], io: CliIo): Promise<number> {
       throw new UsageError(`--seed '${values.seed}': expected non-empty hex bytes`);
     }
   }
-  const ca = await createTestCa({ rootNotBefore, rootNotAfter, region, ...(random ? { random } : {}) });
+  const ca = await createTestCa({ rootNotBefore, rootNotAfter, region, ...(random ? { random } : {}), ...(rootCn !== undefined ? { rootCommonName: rootCn } : {}) });
   let written: string[];
   try {
     written = await writeCaDir(values.dir, ca, { force: values.force === true });
