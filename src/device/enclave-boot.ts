@@ -22,6 +22,7 @@
 import { sha384 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
 import { PCR_LENGTH } from './limits.js';
+import { SeededRandom, systemRandom } from './random.js';
 
 export type BootMode = 'enclave' | 'debug' | 'bare';
 
@@ -59,6 +60,15 @@ export function syntheticImagePcrs(id: Uint8Array): { pcr0: Uint8Array; pcr1: Ui
     pcr1: extendZeroPcr(sha384(concatBytes(kernel, cmdline, ramdisks[0]))),
     pcr2: extendZeroPcr(sha384(ramdisks[1])),
   };
+}
+
+/**
+ * The synthetic image's id for a device made with this seed (null: unseeded): the first
+ * {@link SYNTHETIC_IMAGE_ID_LENGTH} bytes of the seed's `synthetic-image` stream, or fresh random
+ * bytes without a seed.
+ */
+export function syntheticImageId(seed: Uint8Array | null): Uint8Array {
+  return seed === null ? systemRandom.bytes(SYNTHETIC_IMAGE_ID_LENGTH) : new SeededRandom(seed, 'synthetic-image').bytes(SYNTHETIC_IMAGE_ID_LENGTH);
 }
 
 /** PCR4 for a parent instance id (one extend with its UTF-8 bytes). */

@@ -14,7 +14,7 @@ import { MAX_PCRS, NSM_VERSION, PCR_LENGTH, RANDOM_SIZE } from './limits.js';
 import { PcrBank } from './pcr-bank.js';
 import { type RandomSource, SeededRandom, systemRandom } from './random.js';
 import { ATTESTATION_FIELD_MAX, defaultModuleId, instanceIdOf, parseSeed, randomInstanceId } from './boot.js';
-import { BOOT_MODES, type BootMode, SYNTHETIC_IMAGE_ID_LENGTH, bootModePcrs } from './enclave-boot.js';
+import { BOOT_MODES, type BootMode, bootModePcrs, syntheticImageId } from './enclave-boot.js';
 import { decodeRequest } from '../wire/decode-request.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import type { NsmDescription, NsmRequest, NsmResponse } from '../wire/messages.js';
@@ -171,9 +171,8 @@ export class NsmDevice implements Nsm {
       instanceId ??= instanceIdOf(options.moduleId);
     }
     // The image id is drawn only when needed, from its own stream (not part of the device state).
-    const imageId = () =>
-      this.seed === null ? systemRandom.bytes(SYNTHETIC_IMAGE_ID_LENGTH) : new SeededRandom(this.seed, 'synthetic-image').bytes(SYNTHETIC_IMAGE_ID_LENGTH);
-    const pcrs = bootModePcrs(mode, imageId, instanceId);
+    const seed = this.seed;
+    const pcrs = bootModePcrs(mode, () => syntheticImageId(seed), instanceId);
     for (const [i, v] of normalizeBootPcrs(options.pcrs)) pcrs.set(i, v);
     this.bootPcrs = pcrs;
     this.bank.boot(this.bootPcrs);
