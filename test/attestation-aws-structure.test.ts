@@ -286,6 +286,7 @@ describe('the comparison itself', () => {
       moduleId: f.get('module_id') as string,
       timestamp: Number(f.get('timestamp')),
       pcrs: new Map([...(f.get('pcrs') as Map<number, Uint8Array>)].slice(0, 15).map(([k, v]) => [k, new Uint8Array(v)])),
+      pcrSet: 'given',
       userData: f.get('user_data') as Uint8Array,
       seed: '01',
     });

@@ -197,12 +197,13 @@ describe('a clock the CA cannot cover', () => {
 });
 
 describe('makeAttestationDocument', () => {
-  it('signs exactly the values given', async () => {
+  it("signs exactly the values given (pcrSet 'given': no other PCRs)", async () => {
     const pcr = (b: number) => new Uint8Array(48).fill(b);
     const doc = await makeAttestationDocument({
       moduleId: 'i-0123456789abcdef0-enc0123456789abcdef',
       timestamp: 1_700_000_000_123,
       pcrs: { 0: pcr(0xa0), 1: pcr(0xa1), 2: pcr(0xa2), 8: pcr(0xa8) },
+      pcrSet: 'given',
       userData: new Uint8Array([1, 2]),
       nonce: null,
       publicKey: new Uint8Array(65).fill(4),
