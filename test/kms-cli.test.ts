@@ -134,6 +134,9 @@ describe('nsm-emulator kms check', () => {
     const aws = await runCli(['kms', 'check', '--policy', policyFile, '--document', real, '--trust-root', join(repoRoot, 'vectors/aws/aws-nitro-root-g1.pem'), '--time', 'doc']);
     expect(aws.code).toBe(1);
     expect(aws.stdout).toMatch(/^REFUSED \(ValidationException\): .* — public_key: is not a DER SubjectPublicKeyInfo/);
+    // 'aws' names the embedded Root-G1: the same verdict as the vector's PEM file.
+    const named = await runCli(['kms', 'check', '--policy', policyFile, '--document', real, '--trust-root', 'aws', '--time', 'doc']);
+    expect([named.code, named.stdout]).toEqual([aws.code, aws.stdout]);
     const test = await runCli(['kms', 'check', '--policy', policyFile, '--document', real]);
     expect(test.stdout).toMatch(/chain\.root: cabundle\[0\] is 'C=US, O=Amazon, OU=AWS, CN=aws\.nitro-enclaves', which is not one of the endpoint's 1 trusted root/);
   });

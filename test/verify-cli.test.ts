@@ -83,6 +83,23 @@ describe('nsm-emulator verify', () => {
     expect((await runCli(['verify', DOC10, '--root', './test'])).code).toBe(2);
   });
 
+  it("--root aws pins the embedded Root-G1 (the vector's PEM, byte for byte): a real AWS document passes, ours fail chain.root", async () => {
+    const { AWS_NITRO_ROOT_G1_PEM } = await import('../src/index.js');
+    expect(AWS_NITRO_ROOT_G1_PEM).toBe(readFileSync('vectors/aws/aws-nitro-root-g1.pem', 'utf8'));
+    const real = await runCli(['verify', DOC10, '--root', 'aws', '--time', 'doc']);
+    expect(real.stderr).toBe('');
+    expect(real.code).toBe(0);
+    expect(real.stdout).toMatch(/^OK: verified against AWS's Nitro Enclaves Root-G1 \(embedded\) \(C=US, O=Amazon, OU=AWS, CN=aws\.nitro-enclaves\)/);
+    const made = await runCli(['attest', '--format', 'hex']);
+    const ours = await runCli(['verify', '-', '--root', 'aws'], made.stdout);
+    expect(ours.code).toBe(1);
+    expect(ours.stderr).toContain("is not the pinned root 'C=US, O=Amazon, OU=AWS, CN=aws.nitro-enclaves'");
+    // './aws' is a path (none here); a name that is no built-in root is read as a file.
+    expect((await runCli(['verify', DOC10, '--root', './aws'])).code).toBe(2);
+    expect((await runCli(['verify', DOC10, '--root', 'constructor'])).stderr).toContain('--root constructor');
+    expect((await runCli(['verify', '--help'])).stdout).toContain("'aws' names AWS Nitro Enclaves Root-G1");
+  });
+
   it('TEST_ROOT_PEM is certs/root.pem, byte for byte', async () => {
     const { TEST_ROOT_PEM } = await import('../src/index.js');
     expect(TEST_ROOT_PEM).toBe(readFileSync('certs/root.pem', 'utf8'));

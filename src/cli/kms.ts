@@ -16,7 +16,7 @@ import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags, parseTime } from './parse.js';
 import { isLoopback, parseListen } from './serve.js';
 import { stopSignal } from './stop-signal.js';
-import { decodeDocument } from './verify.js';
+import { builtinRoot, decodeDocument } from './verify.js';
 import { INPUT_LIMITS, readInput } from './files.js';
 
 const HELP = `Usage: nsm-emulator kms [--listen [HOST:]PORT] [options]
@@ -41,9 +41,11 @@ its access key to another ARN.
 
 Options:
   --listen [HOST:]PORT  where to listen (default 127.0.0.1:0, port 0 picks a free port)
-  --trust-root FILE     PEM root certificate(s) Recipient documents must chain to (repeatable;
-                        default: the committed test root, certs/root.pem). Give AWS's
-                        Root-G1 to accept real enclaves' documents
+  --trust-root FILE|test|aws
+                        PEM root certificate(s) Recipient documents must chain to (repeatable;
+                        default: the committed test root, certs/root.pem). As in verify --root,
+                        'test' names that root and 'aws' the embedded AWS Root-G1, which real
+                        enclaves' documents chain to
   --time T              check document certificates at T (ISO 8601, Unix seconds, or 'doc' for
                         each document's own timestamp) instead of now
   --state DIR           keep keys and aliases in DIR/kms-state.json (0600, TEST ONLY: key
@@ -63,7 +65,7 @@ kms check options:
   --document DOC        the Recipient attestation document: raw CBOR, hex or base64 (- = stdin)
   --action ACTION       default kms:Decrypt
   --context K=V         an encryption context pair (repeatable)
-  --trust-root FILE, --time T   as above; --no-verify evaluates the PCRs without verifying
+  --trust-root FILE|test|aws, --time T   as above; --no-verify evaluates the PCRs without verifying
   --account ID, --principal ARN, --key-arn ARN   the caller and the key
   --json                print the decision as JSON
 Exit status of check: 0 allowed, 1 denied (or the document refused), 2 usage error.`;
@@ -75,7 +77,7 @@ async function readTrustRoots(files: readonly string[] | undefined, io: CliIo): 
   if (!files || files.length === 0) return [committedTestCa().root.der];
   const out: Uint8Array[] = [];
   for (const f of files) {
-    const text = new TextDecoder().decode(await readInput(`--trust-root ${f}`, f, INPUT_LIMITS.pem, 'PEM certificates, a few KiB', io));
+    const text = builtinRoot(f)?.pem ?? new TextDecoder().decode(await readInput(`--trust-root ${f}`, f, INPUT_LIMITS.pem, 'PEM certificates, a few KiB', io));
     let certs: Uint8Array[];
     try {
       certs = pemDecodeAll(text, 'CERTIFICATE');

@@ -6,10 +6,22 @@
 import { type VerifiedDocument, verifyAttestationDocument } from '../attestation/verify.js';
 import { AttestationVerifyError } from '../attestation/verify-error.js';
 import { TEST_ROOT_PEM } from '../attestation/default-attester.js';
+import { AWS_NITRO_ROOT_G1_PEM } from '../attestation/aws-root.js';
 import { DocumentInputError, decodeDocumentInput } from '../attestation/document-input.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseHex, parsePcr, parseTime, toHex, parseFlags } from './parse.js';
 import { INPUT_LIMITS, readInput } from './files.js';
+
+/** Roots named on the command line instead of given as files (kms --trust-root takes the same names). */
+export const BUILTIN_ROOTS = {
+  test: { pem: TEST_ROOT_PEM, label: 'the committed test root' },
+  aws: { pem: AWS_NITRO_ROOT_G1_PEM, label: "AWS's Nitro Enclaves Root-G1 (embedded)" },
+} as const;
+
+/** The built-in root a --root / --trust-root value names, if it names one. */
+export function builtinRoot(name: string): { readonly pem: string; readonly label: string } | undefined {
+  return Object.hasOwn(BUILTIN_ROOTS, name) ? BUILTIN_ROOTS[name as keyof typeof BUILTIN_ROOTS] : undefined;
+}
 
 const HELP = `Usage: nsm-emulator verify DOC --root ROOT.pem [options]
 
@@ -21,10 +33,11 @@ the ES384 signature. Then the values given with --expect-*.
 
 DOC is a file (or - for standard input) holding the document as raw CBOR, hex or base64.
 
-  --root FILE|test      PEM certificate to anchor at (required). 'test' names the committed
+  --root FILE|test|aws  PEM certificate to anchor at (required). 'test' names the committed
                         test CA's root (the one documents are signed under without --ca; also
-                        shipped as certs/root.pem); a file called test is ./test. AWS's root
-                        is AWS_NitroEnclaves_Root-G1
+                        shipped as certs/root.pem); 'aws' names AWS Nitro Enclaves Root-G1,
+                        embedded (DER SHA-256 641a0321a3e244ef...), the root of real documents.
+                        A file called test or aws is ./test or ./aws
   --time T              check certificate validity at T: ISO 8601, Unix seconds, or 'doc'
                         for the document's own timestamp (default: now)
   --expect-pcr N=HEX    PCR N must be present with this value (repeatable)
@@ -138,10 +151,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
   });
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`expected one DOC argument (a file, or - for standard input), got ${positionals.length}`);
-  if (values.root === undefined) throw new UsageError("--root FILE is required: the PEM root certificate to anchor at ('--root test' for the committed test root)");
+  if (values.root === undefined) throw new UsageError("--root FILE is required: the PEM root certificate to anchor at ('--root test' for the committed test root, '--root aws' for AWS's Root-G1)");
   const docPath = positionals[0]!;
-  const builtin = values.root === 'test';
-  const rootText = builtin ? TEST_ROOT_PEM : new TextDecoder().decode(await readInput(`--root ${values.root}`, values.root, INPUT_LIMITS.pem, 'a PEM certificate, a few KiB', io));
+  const builtin = builtinRoot(values.root);
+  const rootText = builtin ? builtin.pem : new TextDecoder().decode(await readInput(`--root ${values.root}`, values.root, INPUT_LIMITS.pem, 'a PEM certificate, a few KiB', io));
   if (!rootText.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--root ${values.root}: expected a PEM certificate (-----BEGIN CERTIFICATE-----)`);
   const docLabel = docPath === '-' ? 'standard input' : docPath;
   const document = documentBytes(await readInput(docLabel, docPath, INPUT_LIMITS.document, 'an attestation document: at most 16 KiB, 32 KiB as hex', io));
@@ -164,7 +177,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       fieldLimits: values['aws-field-limits'] ? 'aws-rules' : 'device',
       allowUnknownKeys: values['allow-unknown-keys'] === true,
     });
-    io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, builtin ? 'the committed test root' : values.root));
+    io.stdout.write(values.json ? json(doc) + '\n' : summary(doc, builtin ? builtin.label : values.root));
     return 0;
   } catch (e) {
     if (!(e instanceof AttestationVerifyError)) throw e;
