@@ -30,6 +30,36 @@ describe('exec command line', () => {
   });
 });
 
+describe('exec exit status: 2 for usage errors before anything starts, 125 when exec itself fails', () => {
+  const tmp = tempDir();
+  const saved = { XDG_CACHE_HOME: process.env['XDG_CACHE_HOME'], CC: process.env['CC'] };
+  beforeAll(() => {
+    // A fresh cache and a compiler that does not exist: the supervisor and shim cannot be built.
+    process.env['XDG_CACHE_HOME'] = join(tmp.path, 'cache');
+    process.env['CC'] = join(tmp.path, 'no-such-cc');
+  });
+  afterAll(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    tmp.remove();
+  });
+
+  it('a --log into a missing directory is a usage error (2), found before the helper build fails', async () => {
+    const t = io();
+    expect(await main(['exec', '--log', join(tmp.path, 'missing', 'nsm.jsonl'), '--', 'true'], t.io)).toBe(2);
+    expect(t.err()).toMatch(/^nsm-emulator exec: --log .*missing\/nsm\.jsonl: /);
+    expect(t.err()).not.toContain('no-such-cc');
+  });
+
+  it('a helper that cannot be built is a failure of exec itself (125), named on stderr', async () => {
+    const t = io();
+    expect(await main(['exec', '--route', 'shim', '--', 'true'], t.io)).toBe(125);
+    expect(t.err()).toContain('no-such-cc');
+  });
+});
+
 describe.skipIf(!HAVE_CC)('nsm-emulator exec', () => {
   const tmp = tempDir();
   const saved = { XDG_CACHE_HOME: process.env['XDG_CACHE_HOME'], TMPDIR: process.env['TMPDIR'] };
@@ -102,6 +132,17 @@ describe.skipIf(!HAVE_CC)('nsm-emulator exec', () => {
     while (!t.out().includes('ready')) await new Promise((r) => setTimeout(r, 10));
     process.emit('SIGTERM');
     expect(await done).toBe(42);
+  });
+
+  it('a server that cannot be started (no socket directory) is a failure of exec itself (125), not a usage error', async () => {
+    const t = io();
+    process.env['TMPDIR'] = join(tmp.path, 'no-such-dir');
+    try {
+      expect(await main(['exec', '--', 'true'], t.io)).toBe(125);
+    } finally {
+      process.env['TMPDIR'] = work;
+    }
+    expect(t.err()).toMatch(/^nsm-emulator exec: cannot make the server's socket directory: .*no-such-dir/);
   });
 
   it('reports 128+N for a program killed by signal N, 127 for a missing program', async () => {

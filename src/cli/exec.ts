@@ -39,9 +39,11 @@ and error are PROGRAM's; SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 (and SIGINT, SIGQUIT 
 from the terminal, which delivers them to PROGRAM itself) are passed on. If PROGRAM never reached
 the emulated NSM, a warning says so on stderr.
 
-Exit status: PROGRAM's own; 128+N if it was killed by signal N; 127 if PROGRAM was not found,
-126 if it could not be run, 125 if exec itself failed (no C compiler, bad boot option file,
---route supervisor on a kernel that refuses it).
+Exit status: 2 for a usage error, found before anything starts (a bad option, an option file
+that cannot be read or is invalid: --eif, --ca, --log into a missing directory); 125 if exec
+itself failed after that (cannot build the supervisor or shim, e.g. no C compiler; cannot start
+the server; --route supervisor on a kernel that refuses it); 127 if PROGRAM was not found, 126
+if it could not be run; otherwise PROGRAM's own status, 128+N if it was killed by signal N.
 
   $ nsm-emulator exec --pcr 16=$(printf '%096d' 0) -- ./target/debug/my-enclave-app --self-test
 
@@ -85,6 +87,15 @@ async function run(args: string[], io: CliIo): Promise<number> {
     return 125;
   };
 
+  // Usage errors (exit 2) are all found here, before anything is built or started; from here on a
+  // failure of exec itself is 125.
+  if (log !== undefined) {
+    try {
+      appendFileSync(log, '');
+    } catch (e) {
+      throw new UsageError(`--log ${log}: ${fileProblem(e, log, true)}`);
+    }
+  }
   let device: NsmDevice;
   try {
     // Why an InternalError was answered: into the --log file, else on stderr.
@@ -100,20 +111,23 @@ async function run(args: string[], io: CliIo): Promise<number> {
     if (e instanceof UsageError) throw e;
     return fail(`cannot boot the device: ${(e as Error).message}`);
   }
-  const chosen = await chooseRoute(route, io);
+  let chosen: Route | string;
+  try {
+    chosen = await chooseRoute(route, io);
+  } catch (e) {
+    chosen = `cannot prepare the ${route === 'shim' ? 'shim' : 'supervisor'}: ${(e as Error).message}`;
+  }
   if (typeof chosen === 'string') return fail(chosen);
   const writeLog = (line: string) => {
     if (log !== undefined) appendFileSync(log, line);
   };
-  if (log !== undefined) {
-    try {
-      appendFileSync(log, '');
-    } catch (e) {
-      throw new UsageError(`--log ${log}: ${fileProblem(e, log, true)}`);
-    }
-  }
 
-  const dir = mkdtempSync(join(tmpdir(), 'nsm-emulator-exec-'));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'nsm-emulator-exec-'));
+  } catch (e) {
+    return fail(`cannot make the server's socket directory: ${fileProblem(e, join(tmpdir(), 'nsm-emulator-exec-XXXXXX'), true)}`);
+  }
   let connected = 0;
   const server = new NsmServer(device, {
     onExchange: log !== undefined ? (e) => writeLog(exchangeLogLine(e)) : undefined,
@@ -125,7 +139,12 @@ async function run(args: string[], io: CliIo): Promise<number> {
   });
   const handlers = new Map<NodeJS.Signals, () => void>();
   try {
-    const address = await server.listen({ path: join(dir, 'nsm.sock') });
+    let address: string;
+    try {
+      address = await server.listen({ path: join(dir, 'nsm.sock') });
+    } catch (e) {
+      return fail(`cannot start the server on ${join(dir, 'nsm.sock')}: ${(e as Error).message}`);
+    }
     let code: number;
     if (chosen.route === 'supervisor') {
       const [cmd, ...cmdArgs] = supervisorCommand(chosen.path, [file, ...fileArgs], 'nsm-emulator exec') as [string, ...string[]];
