@@ -150,6 +150,30 @@ export = nsm;
     expect(r.status).toBe(0);
   }, 60_000);
 
+  it('TypeScript consumers with moduleResolution node10 (no exports support) resolve nsm-emulator and nsm-emulator/node (typesVersions)', () => {
+    mkdirSync(join(app, 'ts10'), { recursive: true });
+    writeFileSync(join(app, 'ts10/app.ts'), `
+import { NsmDevice, type Nsm } from 'nsm-emulator';
+import { NsmServer, type NsmServerOptions } from 'nsm-emulator/node';
+const nsm: Nsm = new NsmDevice({ seed: '01' });
+const options: NsmServerOptions = { frameLengthCap: 1 << 20 };
+// @ts-expect-error a wrong option type is caught, so the declarations really were found
+const wrong: NsmServerOptions = { frameLengthCap: 'big' };
+export const values = [nsm, NsmServer, options, wrong];
+`);
+    writeFileSync(join(app, 'ts10/tsconfig.json'), JSON.stringify({
+      compilerOptions: {
+        strict: true, module: 'commonjs', moduleResolution: 'node10', target: 'es2022', noEmit: true, skipLibCheck: false,
+        types: ['node'], typeRoots: [join(repoRoot, 'node_modules/@types')], ignoreDeprecations: '5.0',
+      },
+      include: ['*.ts'],
+    }));
+    const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', 'ts10/tsconfig.json', '--traceResolution'], { cwd: app, encoding: 'utf8' });
+    expect(r.status, r.stdout.split('\n').filter((l) => /error|nsm-emulator\/node/.test(l)).join('\n')).toBe(0);
+    expect(r.stdout).toMatch(/Module name 'nsm-emulator\/node' was successfully resolved to '[^']*node_modules\/nsm-emulator\/dist\/node\/index\.d\.ts'/);
+  }, 60_000);
+
   it('the installed CLI runs: --version, attest piped into verify --root test', () => {
     const bin = join(app, 'node_modules/.bin/nsm-emulator');
     expect(run(bin, ['--version'], app)).toMatch(/^nsm-emulator \d+\.\d+\.\d+/);
