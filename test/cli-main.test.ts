@@ -19,3 +19,14 @@ it('the top-level help lists -V, --version and -h, --help', async () => {
   expect(r.stdout).toMatch(/^ {2}-V, --version +print the version$/m);
   expect(r.stdout).toMatch(/^ {2}-h, --help +this list$/m);
 });
+
+it('no command help has an empty heading (an unindented line ending in ":" followed directly by another unindented line)', async () => {
+  const top = await runCli(['--help']);
+  const names = [...top.stdout.matchAll(/^ {2}([a-z][a-z-]+) {2,}/gm)].map((m) => m[1]!);
+  expect(names).toEqual(expect.arrayContaining(['attest', 'rpc', 'verify', 'describe-eif', 'kms']));
+  for (const name of names) {
+    const lines = (await runCli([name, '--help'])).stdout.split('\n');
+    const empty = lines.flatMap((l, i) => (/^\S.*:$/.test(l) && /^\S/.test(lines[i + 1] ?? ' ') ? [`${l} / ${lines[i + 1]}`] : []));
+    expect(empty, `${name} --help`).toEqual([]);
+  }
+});

@@ -94,6 +94,11 @@ describe('describe-eif', () => {
     expect(r.stderr).toBe(`nsm-emulator describe-eif: ${join(tmp, 'nope.eif')}: cannot read the file (ENOENT)\n`);
     r = await runCli(['describe-eif']);
     expect([r.code, r.stderr]).toEqual([2, 'nsm-emulator describe-eif: --eif-path FILE is required\n']);
+    // nitro-cli's habit of a positional FILE is refused with the option to use instead.
+    r = await runCli(['describe-eif', f]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([2, '', `nsm-emulator describe-eif: unexpected argument '${f}': did you mean --eif-path ${f}?\n`]);
+    r = await runCli(['describe-eif', f, '--eif-path', f]);
+    expect([r.code, r.stderr]).toEqual([2, `nsm-emulator describe-eif: unexpected argument '${f}' (the image is given with --eif-path FILE)\n`]);
   });
 });
 

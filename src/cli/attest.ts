@@ -37,8 +37,9 @@ Output:
   --format F            cbor, hex or base64 (default: cbor with --out, hex on standard output)
   --payload-map FORM    indefinite (bf...ff, AWS since 2025; default) or definite (a9, before)
 
-Device (--pcr N=HEX also locks PCR N, so every PCR given appears in the document;
-PCRs 0-15 are always locked and present):
+Here --pcr N=HEX also locks PCR N (16-31 too), so every PCR given appears in the document;
+PCRs 0-15 are always locked and present.
+
 ${BOOT_OPTIONS_HELP}
 
 Exit status: 0 with a document; 1 when the device answers an error (printed); 2 for usage errors.`;

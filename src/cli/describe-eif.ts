@@ -28,8 +28,13 @@ Options:
   --eif-path FILE   the image to describe`;
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseFlags({ args, options: { 'eif-path': { type: 'string' } }, strict: true, allowPositionals: false });
+  const { values, positionals } = parseFlags({ args, options: { 'eif-path': { type: 'string' } }, strict: true, allowPositionals: true });
   const path = values['eif-path'];
+  if (positionals.length > 0) {
+    // nitro-cli takes the image only as --eif-path; say so rather than guess.
+    const hint = path === undefined && positionals.length === 1 ? `: did you mean --eif-path ${positionals[0]}?` : ' (the image is given with --eif-path FILE)';
+    throw new UsageError(`unexpected argument '${positionals[0]}'${hint}`);
+  }
   if (path === undefined) throw new UsageError('--eif-path FILE is required');
   let description;
   const progress = ttyProgress(io, 'describe-eif');
