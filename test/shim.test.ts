@@ -18,6 +18,7 @@ import {
   haveTool,
   hex,
   runChild,
+  runWithServerKilled,
   startServer,
   tempDir,
   twinOptions,
@@ -226,27 +227,10 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
 
   it('gives EIO, promptly, once the server process is killed mid-run', async () => {
     const sock = join(tmp.path, 'killed.sock');
-    const answer = hex(await new NsmDevice(twinOptions()).handleRaw(encodeRequest({ type: 'DescribePCR', index: 0 })));
-    const server = spawn(process.execPath, [join(NATIVE_DIR, 'frame-server.mjs'), sock, answer], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
-      const c = spawn(client, ['wait', DESCRIBE_PCR0], { env: shimEnvironment(shim, sock), stdio: 'pipe' });
-      let out = '';
-      c.stdout.on('data', (d: Buffer) => {
-        out += d;
-        if (out.includes('ready\n') && server.exitCode === null && server.signalCode === null) {
-          server.once('exit', () => c.stdin.end('go\n'));
-          server.kill('SIGKILL');
-        }
-      });
-      const started = Date.now();
-      const code = await new Promise<number | null>((resolve) => c.on('close', resolve));
-      expect(out).toBe('first ok\nready\nsecond EIO\nthird EIO\nclose 0\n');
-      expect(code).toBe(0);
-      expect(Date.now() - started).toBeLessThan(10_000);
-    } finally {
-      server.kill('SIGKILL');
-    }
+    const got = await runWithServerKilled(sock, [client, 'wait', DESCRIBE_PCR0], shimEnvironment(shim, sock));
+    expect(got.out).toBe('first ok\nready\nsecond EIO\nthird EIO\nclose 0\n');
+    expect(got.code).toBe(0);
+    expect(got.elapsedMs).toBeLessThan(10_000);
   });
 
   it('gives EIO when an in-process server is closed under a connected client', async () => {

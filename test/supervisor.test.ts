@@ -2,7 +2,6 @@
 // itself, which LD_PRELOAD cannot reach, run through `exec` and directly under the supervisor.
 // Answers are compared byte for byte with an identically booted in-process device; errno values
 // with what drivers/misc/nsm.c returns; path resolution with what the kernel itself answers.
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { release } from 'node:os';
@@ -25,6 +24,7 @@ import {
   hex,
   isDynamicElf,
   runChild,
+  runWithServerKilled,
   startServer,
   tempDir,
   twinOptions,
@@ -413,27 +413,10 @@ describe.skipIf(!probe.ok)('seccomp supervisor, run directly', () => {
 
   it('gives EIO, promptly, once the emulator is killed mid-run', async () => {
     const sock = join(tmp.path, 'killed.sock');
-    const answer = hex(await new NsmDevice(twinOptions()).handleRaw(encodeRequest({ type: 'DescribePCR', index: 0 })));
-    const server = spawn(process.execPath, [join(NATIVE_DIR, 'frame-server.mjs'), sock, answer], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
-      const c = spawn(supervisor, ['--', client, 'wait', DESCRIBE_PCR0], { env: { ...env, NSM_EMULATOR_SOCKET: sock }, stdio: 'pipe' });
-      let out = '';
-      c.stdout.on('data', (d: Buffer) => {
-        out += d;
-        if (out.includes('ready\n') && server.exitCode === null && server.signalCode === null) {
-          server.once('exit', () => c.stdin.end('go\n'));
-          server.kill('SIGKILL');
-        }
-      });
-      const started = Date.now();
-      const code = await new Promise<number | null>((resolve) => c.on('close', resolve));
-      expect(out).toBe('first ok\nready\nsecond EIO\nthird EIO\nclose 0\n');
-      expect(code).toBe(0);
-      expect(Date.now() - started).toBeLessThan(10_000);
-    } finally {
-      server.kill('SIGKILL');
-    }
+    const got = await runWithServerKilled(sock, [supervisor, '--', client, 'wait', DESCRIBE_PCR0], { ...env, NSM_EMULATOR_SOCKET: sock });
+    expect(got.out).toBe('first ok\nready\nsecond EIO\nthird EIO\nclose 0\n');
+    expect(got.code).toBe(0);
+    expect(got.elapsedMs).toBeLessThan(10_000);
   });
 
   it('times out with ETIMEDOUT (never hangs) when the server stops answering', async () => {

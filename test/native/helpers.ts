@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NsmDevice, type NsmDeviceOptions } from '../../src/device/nsm-device.js';
 import { NsmServer, type NsmServerOptions } from '../../src/node/server.js';
+import { encodeRequest } from '../../src/wire/encode-request.js';
 import { buildShim } from '../../src/node/shim-build.js';
 
 export const NATIVE_DIR = dirname(fileURLToPath(import.meta.url));
@@ -143,4 +144,36 @@ export function hex(b: Uint8Array): string {
 
 export function unhex(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'hex'));
+}
+
+/**
+ * The "server killed mid-run" scenario both native routes are tested with: a separate server
+ * process answers the first DescribePCR(0); once the client (`command`, run as the C client's
+ * `wait` mode) prints `ready`, the server is SIGKILLed and the client told to go on. Resolves
+ * with the client's output, exit code and how long it took.
+ */
+export async function runWithServerKilled(
+  sock: string,
+  command: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ out: string; code: number | null; elapsedMs: number }> {
+  const answer = hex(await new NsmDevice(twinOptions()).handleRaw(encodeRequest({ type: 'DescribePCR', index: 0 })));
+  const server = spawn(process.execPath, [join(NATIVE_DIR, 'frame-server.mjs'), sock, answer], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
+    const c = spawn(command[0]!, command.slice(1), { env, stdio: 'pipe' });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.includes('ready\n') && server.exitCode === null && server.signalCode === null) {
+        server.once('exit', () => c.stdin.end('go\n'));
+        server.kill('SIGKILL');
+      }
+    });
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => c.on('close', resolve));
+    return { out, code, elapsedMs: Date.now() - started };
+  } finally {
+    server.kill('SIGKILL');
+  }
 }
