@@ -6,35 +6,29 @@
 // certificate of our chain is re-signed and put into a fully signed attestation document, which
 // `verify` must reject with the named rule (or accept, for the valid variants).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { intermediatesAt } from '../src/attestation/chain-schedule.js';
-import { SeededRandom } from '../src/index.js';
 import {
   AttestationVerifyError,
   type VerifyRule,
-  createTestCa,
   encodeCoseSign1,
   encodePayload,
-  parseAttestationDocument,
   sigStructure,
   verifyAttestationDocument,
 } from '../src/attestation/index.js';
-import { DEVICE_FIELD_LIMITS } from '../src/attestation/document-parse.js';
-import { type IssuedCert, instanceName, issueCertificate, leafName } from '../src/attestation/chain-profile.js';
-import { type P384Key, nobleBackend, selectBackend, signatureToDer } from '../src/attestation/p384.js';
+import type { IssuedCert } from '../src/attestation/chain-profile.js';
+import { type P384Key, selectBackend, signatureToDer } from '../src/attestation/p384.js';
 import { parseCertificate, type ParsedCertificate } from '../src/x509/certificate.js';
 import { DerError } from '../src/x509/der.js';
 import { pemEncode } from '../src/x509/pem.js';
 import { type Crafted, TARGETED, buildCorpus, resign, targeted } from './helpers/x509-corpus.js';
 import { runCli } from './helpers/cli.js';
 import { OPENSSL_X509_ARGS, asOpensslPrints, opensslBlocks } from './helpers/openssl-x509.js';
+import { S, T, awsCertificates, seededChain } from './helpers/x509-chains.js';
 
 const PYTHON = '/usr/bin/python3';
-const T = Date.UTC(2026, 0, 3, 20, 41, 7, 402);
-const S = Math.floor(T / 1000);
 
 // ---- the independent reader -------------------------------------------------------------------
 
@@ -126,52 +120,18 @@ interface Base {
   level?: IssuedCert['level'];
 }
 
-function awsBases(): Base[] {
-  const seen = new Map<string, Base>();
-  for (let n = 1; n <= 10; n++) {
-    const doc = Uint8Array.from(Buffer.from(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim(), 'hex'));
-    const d = parseAttestationDocument(doc, DEVICE_FIELD_LIMITS);
-    const levels = ['root', 'regional', 'zonal', 'instance', 'leaf'];
-    [...d.cabundle, d.certificate].forEach((c, i) => {
-      const key = Buffer.from(c).toString('hex');
-      if (!seen.has(key)) seen.set(key, { name: `aws-doc${n}-${levels[i]}`, der: c });
-    });
-  }
-  return [...seen.values()];
-}
-
-interface OurChain {
-  certs: IssuedCert[]; // root, regional, zonal, instance, leaf
-}
-
-async function ourChain(): Promise<OurChain> {
-  const ca = await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([17]), 'x509-diff'), crypto: 'noble' });
-  const { regional, zonal } = await intermediatesAt(ca, T);
-  const random = new SeededRandom(new Uint8Array([18]), 'x509-diff');
-  const common = { notBefore: S - 3600, notAfter: S + 3600, region: ca.region };
-  const instance = await issueCertificate(
-    { ...common, level: 'instance', name: instanceName('i-0123456789abcdef0', ca.region), key: await nobleBackend.generate(random), issuer: zonal, serial: new Uint8Array(20).fill(0x5a) },
-    nobleBackend,
-  );
-  const leaf = await issueCertificate(
-    { ...common, level: 'leaf', name: leafName('i-0123456789abcdef0-enc0123456789abcdef', ca.region), key: await nobleBackend.generate(random), issuer: instance, serial: new Uint8Array(16).fill(0x11) },
-    nobleBackend,
-  );
-  return { certs: [ca.root, regional, zonal, instance, leaf] };
-}
-
 const webcrypto = selectBackend('auto');
 const signDer = (key: P384Key) => async (tbs: Uint8Array) => signatureToDer(await webcrypto.sign(key, tbs));
 
 let aws: Base[];
-let ours: OurChain;
+let ours: { certs: IssuedCert[] }; // root, regional, zonal, instance, leaf
 let corpus: Crafted[];
 let theirs: Map<string, Theirs>;
 const oursById = new Map<string, Ours>();
 
 beforeAll(async () => {
-  aws = awsBases();
-  ours = await ourChain();
+  aws = awsCertificates();
+  ours = { certs: await seededChain(17, 18, 'x509-diff') };
   const ourBases: Base[] = ours.certs.map((c, i) => ({ name: `ours-${c.level}`, der: c.der, signer: (i === 0 ? c : ours.certs[i - 1]!).key, level: c.level }));
   corpus = buildCorpus([...aws, ...ourBases], { randomPerBase: 40, seed: 0x5eed17 });
   // Crafted certificates of our chain get a real signature by their issuer's key.

@@ -4,22 +4,17 @@
 // RFC 5280 7.1 is refused, where openssl accepts it); and inputs that once broke the parser
 // (200 KB strings, 32,000 extensions, bad UniversalString code points) read or refused cleanly.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { intermediatesAt } from '../src/attestation/chain-schedule.js';
-import { SeededRandom } from '../src/index.js';
 import {
   AttestationVerifyError,
-  createTestCa,
   encodeCoseSign1,
   encodePayload,
-  parseAttestationDocument,
   sigStructure,
   verifyAttestationDocument,
 } from '../src/attestation/index.js';
-import { DEVICE_FIELD_LIMITS } from '../src/attestation/document-parse.js';
 import { type IssuedCert, instanceName, issueCertificate, leafName } from '../src/attestation/chain-profile.js';
 import { nobleBackend } from '../src/attestation/p384.js';
 import { parseCertificate } from '../src/x509/certificate.js';
@@ -31,53 +26,23 @@ import { readEcPrivateKey, readPkcs8 } from '../src/x509/private-key.js';
 import { encodePkcs8 } from '../src/attestation/pkcs8.js';
 import { cons, encodeTree, oidBytes, parseTree, prim } from './helpers/der-tree.js';
 import { OPENSSL_X509_ARGS, asOpensslPrints, opensslBlocks } from './helpers/openssl-x509.js';
+import { S, T, awsCertificates, seededChain } from './helpers/x509-chains.js';
 
 const OPENSSL = process.env.OPENSSL ?? 'openssl';
 const opensslReason = spawnSync(OPENSSL, ['version']).status === 0 ? null : `'${OPENSSL}' was not found (.ci/run installs openssl)`;
 if (opensslReason) console.warn(`x509 openssl cross-checks SKIPPED: ${opensslReason}`);
 
-const T = Date.UTC(2026, 0, 3, 20, 41, 7, 402);
-const S = Math.floor(T / 1000);
-
-function realCertificates(): Array<{ name: string; der: Uint8Array }> {
-  const seen = new Map<string, { name: string; der: Uint8Array }>();
-  for (let n = 1; n <= 10; n++) {
-    const d = parseAttestationDocument(Uint8Array.from(Buffer.from(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim(), 'hex')), DEVICE_FIELD_LIMITS);
-    [...d.cabundle, d.certificate].forEach((c, i) => {
-      const k = Buffer.from(c).toString('hex');
-      if (!seen.has(k)) seen.set(k, { name: `doc ${n} [${i}]`, der: c });
-    });
-  }
-  return [...seen.values()];
-}
-
-async function ourChain(): Promise<IssuedCert[]> {
-  const ca = await createTestCa({ rootNotBefore: Date.UTC(2020, 0, 1), random: new SeededRandom(new Uint8Array([3]), 'x509-test'), crypto: 'noble' });
-  const { regional, zonal } = await intermediatesAt(ca, T);
-  const random = new SeededRandom(new Uint8Array([4]), 'x509-test');
-  const common = { notBefore: S - 3600, notAfter: S + 3600, region: ca.region };
-  const instance = await issueCertificate(
-    { ...common, level: 'instance', name: instanceName('i-0123456789abcdef0', ca.region), key: await nobleBackend.generate(random), issuer: zonal, serial: new Uint8Array(20).fill(0x5a) },
-    nobleBackend,
-  );
-  const leaf = await issueCertificate(
-    { ...common, level: 'leaf', name: leafName('i-0123456789abcdef0-enc0123456789abcdef', ca.region), key: await nobleBackend.generate(random), issuer: instance, serial: new Uint8Array(16).fill(0x11) },
-    nobleBackend,
-  );
-  return [ca.root, regional, zonal, instance, leaf];
-}
-
 let chain: IssuedCert[];
 let dir: string;
 beforeAll(async () => {
-  chain = await ourChain();
+  chain = await seededChain(3, 4, 'x509-test');
   dir = mkdtempSync(join(tmpdir(), 'nsm-x509-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe.skipIf(opensslReason !== null)('src/x509 against openssl', () => {
   it('reads every real AWS certificate and ours as `openssl x509` prints them', async () => {
-    const certs = [...realCertificates(), ...chain.map((c) => ({ name: `ours ${c.level}`, der: c.der }))];
+    const certs = [...awsCertificates(), ...chain.map((c) => ({ name: `ours ${c.level}`, der: c.der }))];
     expect(certs.length).toBe(27 + 5);
     for (const c of certs) {
       const r = spawnSync(OPENSSL, OPENSSL_X509_ARGS, { input: c.der, encoding: 'utf8' });
