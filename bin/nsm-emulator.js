@@ -18,10 +18,12 @@ const entry = join(root, 'dist', 'cli', 'main.js');
 const bundle = join(root, 'dist', 'cli', 'nsm-emulator.cjs');
 const srcDir = join(root, 'src');
 
+// Plain string paths: path.join costs more here than the stat calls themselves, and this walk
+// runs on every command started from a source checkout.
 function newestMtime(dir) {
   let newest = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
+    const p = `${dir}/${e.name}`;
     const t = e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs;
     if (t > newest) newest = t;
   }
@@ -41,6 +43,7 @@ if (existsSync(srcDir)) {
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   if (stale && existsSync(tsc)) {
     build([tsc, '-p', join(root, 'tsconfig.build.json')]);
+    build([join(root, 'scripts', 'build-lib.js')]);
     build([join(root, 'scripts', 'build-cli.js')]);
   }
 }
@@ -57,6 +60,8 @@ if (!existsSync(entry)) {
 
 /** The bundle's main, when the bundle is at least as new as the per-file build; else null. */
 function bundledMain() {
+  // Debugging: the per-file build, whose stack traces name dist/ files and lines (the bundle is minified).
+  if (process.env.NSM_EMULATOR_DEBUG) return null;
   if (!existsSync(bundle) || statSync(bundle).mtimeMs < statSync(entry).mtimeMs) return null;
   const vm = require('node:vm');
   let cachedData;

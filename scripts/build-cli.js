@@ -41,6 +41,11 @@ await build({
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'none',
+  // Whitespace, comments and redundant syntax out (names are kept): a third less source to read
+  // and scan on every start. NSM_EMULATOR_DEBUG=1 runs the per-file build instead
+  // (bin/nsm-emulator.js), whose stack traces name dist/ files and lines.
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 });
 
