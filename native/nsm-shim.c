@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -67,6 +68,7 @@
 struct conn {
 	pthread_mutex_t io; /* held for a whole request/response exchange */
 	int sock;           /* private close-on-exec descriptor the exchanges use */
+	int direct;         /* sock is a Unix socket: the kernel copies to and from the caller's buffers */
 	pid_t pid;          /* process that opened sock */
 	int broken;         /* an exchange failed: answer EIO from now on */
 	int accmode;        /* O_RDONLY, O_WRONLY or O_RDWR, as opened (O_RDWR when adopted) */
@@ -87,6 +89,69 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *entries;
 static int entry_count; /* read without the lock on the fast path */
 static int vm_copy_unusable;
+
+/* ---- the process id and this thread's stack, known without a system call -------------------- */
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+/* A page that fork (and any clone without CLONE_VM) hands to the child zeroed: the cached pid
+   there is then 0 and re-read. NULL when the kernel has no MADV_WIPEONFORK (before 4.14). */
+static pid_t *pid_page;
+
+static void pid_cache_init(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, 4096, MADV_WIPEONFORK) != 0) {
+		munmap(p, 4096);
+		return;
+	}
+	pid_page = p;
+}
+
+static pid_t self_pid(void)
+{
+	if (pid_page == NULL)
+		return getpid();
+	pid_t p = __atomic_load_n(pid_page, __ATOMIC_RELAXED);
+	if (p == 0) {
+		p = getpid();
+		__atomic_store_n(pid_page, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+/* This thread's stack as [lo, hi), taken once per thread (hi == 1: unknown). */
+static __thread __attribute__((tls_model("initial-exec"))) uintptr_t stack_lo, stack_hi;
+
+/*
+ * True when [p, p + n) lies in the live part of the current thread's stack: between our own
+ * frame and the stack's top, where the caller's frames are. That memory is mapped and writable
+ * for as long as this call runs, so it is read and written with plain loads and stores, the
+ * way copy_from_user would succeed on it. Anything else (heap, another stack, a signal stack,
+ * a coroutine's stack) goes through the checked copies below.
+ */
+static int on_live_stack(uint64_t p, size_t n)
+{
+	if (stack_hi == 0) {
+		pthread_attr_t a;
+		void *addr;
+		size_t size;
+		stack_hi = 1;
+		if (pthread_getattr_np(pthread_self(), &a) == 0) {
+			if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+				stack_lo = (uintptr_t)addr;
+				stack_hi = stack_lo + size;
+			}
+			pthread_attr_destroy(&a);
+		}
+	}
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	return sp >= stack_lo && sp < stack_hi && p >= sp && p + n >= p && p + n <= stack_hi;
+}
 
 /* ---- the real libc functions --------------------------------------------------------------- */
 
@@ -299,7 +364,9 @@ static struct conn *conn_new(int sock, const struct stat *app)
 		return NULL;
 	pthread_mutex_init(&c->io, NULL);
 	c->sock = sock;
-	c->pid = getpid();
+	const char *addr = server_address();
+	c->direct = addr != NULL && strncmp(addr, "tcp:", 4) != 0;
+	c->pid = self_pid();
 	c->accmode = O_RDWR;
 	c->dev = app->st_dev;
 	c->ino = app->st_ino;
@@ -433,6 +500,7 @@ static void after_fork_child(void)
 
 __attribute__((constructor)) static void shim_init(void)
 {
+	pid_cache_init();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
@@ -446,7 +514,7 @@ static int copy_in(void *dst, uint64_t src, size_t n)
 		return -EFAULT;
 	if (!__atomic_load_n(&vm_copy_unusable, __ATOMIC_RELAXED)) {
 		struct iovec local = { dst, n }, remote = { (void *)(uintptr_t)src, n };
-		ssize_t k = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		ssize_t k = process_vm_readv(self_pid(), &local, 1, &remote, 1, 0);
 		if (k == (ssize_t)n)
 			return 0;
 		if (k >= 0 || errno == EFAULT)
@@ -465,7 +533,7 @@ static int copy_out(uint64_t dst, const void *src, size_t n)
 		return -EFAULT;
 	if (!__atomic_load_n(&vm_copy_unusable, __ATOMIC_RELAXED)) {
 		struct iovec local = { (void *)src, n }, remote = { (void *)(uintptr_t)dst, n };
-		ssize_t k = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		ssize_t k = process_vm_writev(self_pid(), &local, 1, &remote, 1, 0);
 		if (k == (ssize_t)n)
 			return 0;
 		if (k >= 0 || errno == EFAULT)
@@ -488,7 +556,7 @@ static int copy_out_response(uint64_t resp_dst, const void *resp, size_t resp_n,
 		struct iovec local[2] = { { (void *)resp, resp_n }, { (void *)arg, arg_n } };
 		struct iovec remote[2] = { { (void *)(uintptr_t)resp_dst, resp_n }, { (void *)(uintptr_t)arg_dst, arg_n } };
 		int skip = resp_n == 0;
-		ssize_t k = process_vm_writev(getpid(), local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
+		ssize_t k = process_vm_writev(self_pid(), local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
 		if (k == (ssize_t)(resp_n + arg_n))
 			return 0;
 		if (k >= 0 || errno == EFAULT)
@@ -526,28 +594,48 @@ static int copy_out_cb(void *ctx, uint64_t dst, const void *src, size_t n)
 
 /* ---- one exchange --------------------------------------------------------------------------- */
 
-/* Sends one request frame and reads the answer frame into `in` (4-byte header, then at most
-   NSM_RESPONSE_MAX_SIZE bytes of body; a longer body is read and dropped). Called with c->io held. */
-static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint8_t *in, uint32_t *resp_len)
+/* Makes c ready for an exchange (its own socket after a fork, the socket timeout set) and sets
+   the exchange's deadline; EIO when the connection is broken. Called with c->io held. */
+static int exchange_start(struct conn *c, int64_t *deadline)
 {
-	if (c->pid != getpid()) {
+	if (c->pid != self_pid()) {
 		/* Forked: leave the parent's socket to the parent, talk over our own. */
 		if (c->sock >= 0)
 			sys_close(c->sock);
 		c->sock = connect_server();
-		c->pid = getpid();
+		c->pid = self_pid();
 		c->broken = c->sock < 0;
 		c->sock_timeout_ms = 0;
 	}
 	if (c->broken)
 		return -EIO;
 	int64_t timeout = timeout_ms();
-	int64_t deadline = now_ms() + timeout;
+	*deadline = now_ms() + timeout;
 	if (c->sock_timeout_ms != timeout) {
 		set_socket_timeout(c->sock, timeout);
 		c->sock_timeout_ms = timeout;
 	}
-	int r = send_all(c->sock, frame, frame_len, deadline);
+	return 0;
+}
+
+/* The stream can no longer be trusted: the connection is dead from now on. */
+static int exchange_failed(struct conn *c, int r)
+{
+	c->broken = 1;
+	sys_close(c->sock);
+	c->sock = -1;
+	return r == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+}
+
+/* Sends one request frame and reads the answer frame into `in` (4-byte header, then at most
+   NSM_RESPONSE_MAX_SIZE bytes of body; a longer body is read and dropped). Called with c->io held. */
+static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint8_t *in, uint32_t *resp_len)
+{
+	int64_t deadline;
+	int r = exchange_start(c, &deadline);
+	if (r < 0)
+		return r;
+	r = send_all(c->sock, frame, frame_len, deadline);
 	if (r == 0) {
 		/* Usually the whole answer arrives in the first recv(). The server sends nothing but
 		   answers, so nothing past this frame can be in the socket. */
@@ -571,14 +659,174 @@ static int exchange(struct conn *c, const uint8_t *frame, size_t frame_len, uint
 			*resp_len = (uint32_t)keep;
 		}
 	}
-	if (r < 0) {
-		/* The stream can no longer be trusted: this descriptor is dead. */
-		c->broken = 1;
-		sys_close(c->sock);
-		c->sock = -1;
-		return r == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+	return r < 0 ? exchange_failed(c, r) : 0;
+}
+
+/* ---- one exchange over a Unix socket, straight from and into the caller's buffers ----------- */
+
+/* Drops the first k bytes of an iovec array in place; returns the new count. */
+static int iov_advance(struct iovec *iov, int cnt, size_t k)
+{
+	int i = 0;
+	while (i < cnt && k >= iov[i].iov_len)
+		k -= iov[i++].iov_len;
+	if (i < cnt) {
+		iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
+		iov[i].iov_len -= k;
 	}
-	return 0;
+	for (int j = 0; i + j < cnt; j++)
+		iov[j] = iov[i + j];
+	return cnt - i;
+}
+
+/*
+ * Sends the frame header and the caller's request bytes in one sendmsg: the kernel reads the
+ * request from the caller's memory, and an unreadable buffer fails the call with EFAULT before
+ * anything is queued (a Unix stream socket queues a message this small as one buffer, copied
+ * whole or not at all), so the stream stays intact: -EFAULT means nothing was sent.
+ */
+static int send_request(int fd, const uint8_t hdr[4], uint64_t addr, uint32_t n, int64_t deadline)
+{
+	struct iovec iov[2] = { { (void *)hdr, 4 }, { (void *)(uintptr_t)addr, n } };
+	int cnt = n > 0 ? 2 : 1;
+	size_t sent = 0;
+	for (;;) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (w >= 0) {
+			sent += (size_t)w;
+			if (sent == 4 + (size_t)n)
+				return 0;
+			cnt = iov_advance(iov, cnt, (size_t)w);
+		} else if (errno == EINTR) {
+			continue;
+		} else if (errno == EFAULT) {
+			return sent == 0 ? -EFAULT : -EIO;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int r = wait_fd(fd, POLLOUT, deadline);
+			if (r < 0)
+				return r;
+		} else {
+			return -EIO;
+		}
+	}
+}
+
+/*
+ * Reads one answer frame: its header into hdr, and as much of its body as the caller keeps
+ * (`keep` bytes at most) straight into the caller's buffer, with the kernel checking that
+ * buffer as copy_to_user does; the rest of the body is read and dropped. Returns 0, -EFAULT
+ * (the buffer is not writable: the whole frame has still been read, so the stream stays in
+ * step) or another negative errno. *body_n is the frame's body length.
+ */
+static int recv_answer(int fd, uint8_t hdr[4], uint64_t addr, size_t keep, uint32_t *body_n, int64_t deadline)
+{
+	uint8_t *user = (uint8_t *)(uintptr_t)addr;
+	size_t got = 0;  /* frame bytes read so far */
+	size_t want = keep; /* body bytes to put in the caller's buffer (capped by the frame once known) */
+	uint32_t n = 0;
+	int first = 1, fault = 0;
+	while (got < 4 || got - 4 < want) {
+		struct iovec iov[2];
+		int cnt = 0;
+		if (got < 4)
+			iov[cnt++] = (struct iovec){ hdr + got, 4 - got };
+		size_t body = got > 4 ? got - 4 : 0;
+		if (want > body)
+			iov[cnt++] = (struct iovec){ user + body, want - body };
+		if (!first) {
+			int r = wait_fd(fd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+		}
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t k = recvmsg(fd, &m, first ? 0 : MSG_DONTWAIT);
+		first = 0;
+		if (k > 0) {
+			int had_header = got >= 4;
+			got += (size_t)k;
+			if (!had_header && got >= 4) {
+				n = get_be32(hdr);
+				if (want > n)
+					want = n;
+			}
+			if (got >= 4 && got - 4 > n)
+				return -EIO; /* bytes beyond the answer: the stream is out of step */
+		} else if (k == 0) {
+			return -EIO;
+		} else if (errno == EFAULT) {
+			/* Nothing of this read was taken from the socket: read the rest locally, then fail. */
+			fault = 1;
+			break;
+		} else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+			return -EIO;
+		}
+	}
+	if (got < 4) {
+		ssize_t k = recv_at_least(fd, hdr + got, 4 - got, 4 - got, deadline);
+		if (k < 0)
+			return (int)k;
+		got = 4;
+		n = get_be32(hdr);
+	}
+	if (got - 4 < n) {
+		int r = recv_all(fd, NULL, n - (got - 4), deadline);
+		if (r < 0)
+			return r;
+	}
+	*body_n = n;
+	return fault ? -EFAULT : 0;
+}
+
+/*
+ * NSM_IOCTL_RAW over a Unix socket in as few system calls as the bare exchange needs: the
+ * argument struct is read and written back with plain loads and stores when it lies in the
+ * live part of this thread's stack (else with the checked copies), the request goes from the
+ * caller's buffer into the socket and the answer from the socket into the caller's buffer,
+ * with the kernel checking both. The driver's order and errors are kept: EMSGSIZE or an
+ * unreadable request before anything is sent; an unwritable response buffer is EFAULT after
+ * the request took effect, with the argument left unwritten.
+ */
+static int nsm_ioctl_direct(struct conn *c, void *argp)
+{
+	struct nsm_raw raw;
+	uint64_t arg = (uint64_t)(uintptr_t)argp;
+	int stack = on_live_stack(arg, sizeof(raw));
+	if (stack) {
+		memcpy(&raw, argp, sizeof(raw));
+	} else {
+		int r = copy_in(&raw, arg, sizeof(raw));
+		if (r < 0)
+			return r;
+	}
+	if (raw.request.len > NSM_REQUEST_MAX_SIZE)
+		return -EMSGSIZE;
+	uint32_t n = (uint32_t)raw.request.len;
+	uint64_t keep = raw.response.len < NSM_RESPONSE_MAX_SIZE ? raw.response.len : NSM_RESPONSE_MAX_SIZE;
+	uint8_t hdr[4];
+	uint32_t body_n = 0;
+	int64_t deadline;
+	put_be32(hdr, n);
+	pthread_mutex_lock(&c->io);
+	int r = exchange_start(c, &deadline);
+	if (r == 0) {
+		r = send_request(c->sock, hdr, raw.request.addr, n, deadline);
+		if (r == 0)
+			r = recv_answer(c->sock, hdr, raw.response.addr, (size_t)keep, &body_n, deadline);
+		if (r < 0 && r != -EFAULT)
+			r = exchange_failed(c, r);
+	}
+	pthread_mutex_unlock(&c->io);
+	if (r < 0)
+		return r;
+	uint32_t kept = body_n < NSM_RESPONSE_MAX_SIZE ? body_n : NSM_RESPONSE_MAX_SIZE;
+	if (raw.response.len > kept)
+		raw.response.len = kept;
+	if (stack) {
+		memcpy(argp, &raw, sizeof(raw));
+		return 0;
+	}
+	return copy_out(arg, &raw, sizeof(raw));
 }
 
 static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
@@ -597,6 +845,8 @@ static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
 	}
 	if (cmd != NSM_IOCTL_RAW)
 		return -EINVAL;
+	if (c->direct)
+		return nsm_ioctl_direct(c, argp);
 
 	struct nsm_raw raw;
 	uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];

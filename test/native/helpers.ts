@@ -16,6 +16,18 @@ import { buildShim } from '../../src/node/shim-build.js';
 
 export const NATIVE_DIR = dirname(fileURLToPath(import.meta.url));
 
+/**
+ * What the Linux nsm driver answers to `nsm-client errors` and `nsm-client faults`
+ * (driver-errno.json): the shim and the supervisor tests expect these lines, and test:vm checks
+ * the same lines against the real driver in a guest kernel.
+ */
+export const DRIVER_ERRNO: {
+  readonly errors: readonly string[];
+  readonly errorsExchanges: number;
+  readonly faults: readonly string[];
+  readonly faultsExchanges: number;
+} = JSON.parse(readFileSync(join(NATIVE_DIR, 'driver-errno.json'), 'utf8'));
+
 /** Whether `cmd --version` (or `cmd ...args`) runs; when it does not, prints why the tests needing it are skipped. */
 export function haveTool(cmd: string, needs: string, args: readonly string[] = ['--version']): boolean {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });

@@ -9,6 +9,10 @@
  *                                        odd HEXB); each answer compared with a reference answer
  *   nsm-client procs                     (run several at once from the test)
  *   nsm-client errors                    errno of each faulty call, one "name ERRNO" line each
+ *   nsm-client faults                    argument and buffers placed around unmapped and read-only
+ *                                        pages (heap argument, buffers running into a PROT_NONE
+ *                                        page, a read-only argument, an argument on a signal stack):
+ *                                        "name ok LEN" / "name ERRNO" lines
  *   nsm-client unrelated PATH            open/ioctl/close of an ordinary file
  *   nsm-client wait HEX                  ioctl, "ready", wait for a stdin line, ioctl again
  *   nsm-client fork HEX                  parent and child both issue ioctls on one inherited fd
@@ -37,7 +41,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -218,6 +224,118 @@ static int cmd_threads(int argc, char **argv)
 		errs += jobs[i].errors;
 	}
 	printf("calls %d mismatches %d errors %d\n", t * n, mism, errs);
+	close(fd);
+	return 0;
+}
+
+/* The faults mode: where the argument and the buffers sit in memory (see the header). Every
+   successful call is DescribeNSM, compared with a first answer read the ordinary way. */
+static const uint8_t faults_request[] = { 0x6b, 'D', 'e', 's', 'c', 'r', 'i', 'b', 'e', 'N', 'S', 'M' };
+static int faults_fd;
+static uint8_t faults_ref[RESPONSE_MAX];
+static size_t faults_ref_len;
+
+static void faults_report(const char *name, int r, const struct nsm_raw *raw)
+{
+	if (r != 0) {
+		printf("%s %s\n", name, errname(errno));
+		return;
+	}
+	const uint8_t *got = (const uint8_t *)(uintptr_t)raw->response.addr;
+	size_t n = (size_t)raw->response.len;
+	if (n > faults_ref_len || memcmp(got, faults_ref, n) != 0)
+		printf("%s ok differs\n", name);
+	else if (n == faults_ref_len)
+		printf("%s ok whole\n", name);
+	else
+		printf("%s ok cut %zu\n", name, n);
+}
+
+static void faults_on_signal(int sig)
+{
+	(void)sig;
+	/* The argument lives on the alternate signal stack: a stack the call does not run on top of. */
+	static uint8_t resp[RESPONSE_MAX];
+	struct nsm_raw raw = { { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)resp, sizeof(resp) } };
+	int r = ioctl(faults_fd, NSM_IOCTL_RAW, &raw);
+	faults_report("sigaltstack-arg", r, &raw);
+}
+
+static int cmd_faults(void)
+{
+	int fd = open_nsm();
+	faults_fd = fd;
+	struct nsm_raw raw = { { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)faults_ref, sizeof(faults_ref) } };
+	if (ioctl(fd, NSM_IOCTL_RAW, &raw) != 0)
+		return 3;
+	faults_ref_len = (size_t)raw.response.len;
+	long page = sysconf(_SC_PAGESIZE);
+	/* Two pages: the first read-write, the second PROT_NONE. */
+	uint8_t *area = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED || mprotect(area + page, (size_t)page, PROT_NONE) != 0)
+		return 3;
+	uint8_t *edge = area + page; /* first byte that cannot be touched */
+	static uint8_t resp[RESPONSE_MAX];
+	int r;
+
+	/* The argument on the heap. */
+	struct nsm_raw *heap = malloc(sizeof(*heap));
+	*heap = (struct nsm_raw){ { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)resp, sizeof(resp) } };
+	r = ioctl(fd, NSM_IOCTL_RAW, heap);
+	faults_report("heap-arg", r, heap);
+	free(heap);
+
+	/* The argument's last byte on the PROT_NONE page: unreadable, nothing is sent. */
+	struct nsm_raw *cut = (struct nsm_raw *)(edge - sizeof(struct nsm_raw) + 1);
+	r = ioctl(fd, NSM_IOCTL_RAW, cut);
+	faults_report("arg-into-guard", r, NULL);
+
+	/* The request's last byte on the PROT_NONE page: unreadable, nothing is sent. */
+	uint8_t *req = edge - sizeof(faults_request) + 1;
+	memcpy(req, faults_request, sizeof(faults_request) - 1);
+	raw = (struct nsm_raw){ { (uintptr_t)req, sizeof(faults_request) }, { (uintptr_t)resp, sizeof(resp) } };
+	r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	faults_report("request-into-guard", r, &raw);
+
+	/* The request ends exactly at the guard page: fine. */
+	req = edge - sizeof(faults_request);
+	memcpy(req, faults_request, sizeof(faults_request));
+	raw = (struct nsm_raw){ { (uintptr_t)req, sizeof(faults_request) }, { (uintptr_t)resp, sizeof(resp) } };
+	r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	faults_report("request-at-guard", r, &raw);
+
+	/* The response buffer runs into the guard page after 16 bytes: the request ran, EFAULT,
+	   and the argument is not written back (its length stays as given). */
+	raw = (struct nsm_raw){ { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)(edge - 16), sizeof(resp) } };
+	r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	faults_report("response-into-guard", r, &raw);
+	printf("response-into-guard len %llu\n", (unsigned long long)raw.response.len);
+
+	/* A 16-byte response buffer ending at the guard page: the answer is cut to 16 bytes. */
+	raw = (struct nsm_raw){ { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)(edge - 16), 16 } };
+	r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	faults_report("response-cut-at-guard", r, &raw);
+
+	/* The whole answer into a buffer that ends exactly at the guard page. */
+	raw = (struct nsm_raw){ { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)(edge - faults_ref_len), faults_ref_len } };
+	r = ioctl(fd, NSM_IOCTL_RAW, &raw);
+	faults_report("response-fills-to-guard", r, &raw);
+
+	/* A read-only argument: it is read, the request runs, and writing the length back fails. */
+	struct nsm_raw *ro = (struct nsm_raw *)area;
+	*ro = (struct nsm_raw){ { (uintptr_t)faults_request, sizeof(faults_request) }, { (uintptr_t)resp, sizeof(resp) } };
+	if (mprotect(area, (size_t)page, PROT_READ) != 0)
+		return 3;
+	r = ioctl(fd, NSM_IOCTL_RAW, ro);
+	faults_report("readonly-arg", r, NULL);
+
+	/* An argument on an alternate signal stack. */
+	stack_t ss = { .ss_sp = malloc(1 << 16), .ss_size = 1 << 16 };
+	struct sigaction sa = { .sa_handler = faults_on_signal, .sa_flags = SA_ONSTACK };
+	sigemptyset(&sa.sa_mask);
+	if (ss.ss_sp == NULL || sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0)
+		return 3;
+	raise(SIGUSR1);
 	close(fd);
 	return 0;
 }
@@ -546,6 +664,8 @@ int main(int argc, char **argv)
 		return cmd_threads(argc - i, argv + i);
 	if (strcmp(cmd, "errors") == 0)
 		return cmd_errors();
+	if (strcmp(cmd, "faults") == 0)
+		return cmd_faults();
 	if (strcmp(cmd, "unrelated") == 0 && i < argc)
 		return cmd_unrelated(argv[i]);
 	if (strcmp(cmd, "wait") == 0 && i < argc)

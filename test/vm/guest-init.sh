@@ -17,6 +17,12 @@ echo "@@ hwrng $(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | hexdump -v -e '1/1
 echo "@@ client-begin"
 /nsm-client send $(cat /requests)
 echo "@@ client-end"
+echo "@@ errors-begin"
+/nsm-client errors
+echo "@@ errors-end"
+echo "@@ faults-begin"
+/nsm-client faults
+echo "@@ faults-end"
 n=$(cat /bench-count)
 t0=$(cut -d' ' -f1 /proc/uptime)
 echo "$n" | /nsm-client bench "$(cat /bench-request)" > /bench.out

@@ -292,6 +292,16 @@ async function main() {
   for (const e of exchanges) if (k < clientRequests.length && e.requestHex === clientRequests[k] && !served.includes(e)) served[k++] = e;
   check('every answer the guest read is byte-identical to what the device sent', served.length === REQUESTS.length && served.every((e, i) => e.responseHex === got[i]));
 
+  // The driver's errno for faulty calls and for arguments and buffers around guard pages: the
+  // lines the shim and supervisor tests expect (test/native/driver-errno.json), here from the real driver.
+  const driverErrno = JSON.parse(readFileSync(join(ROOT, 'test/native/driver-errno.json'), 'utf8'));
+  for (const mode of ['errors', 'faults']) {
+    const out = between(`${mode}-begin`, `${mode}-end`) ?? [];
+    const want = driverErrno[mode];
+    const diff = want.map((l, i) => (out[i] === l ? null : `${l} != ${out[i] ?? '(none)'}`)).filter(Boolean);
+    check(`nsm-client ${mode}: the guest's nsm driver gives the errno lines the shim and supervisor tests expect`, out.length === want.length && diff.length === 0, diff.slice(0, 3).join('; ') || (out.length !== want.length ? `${out.length} lines` : ''));
+  }
+
   // Replay the whole sequence (driver probe resets, hwrng reads, client requests) on a fresh in-process device.
   const replay = new NsmDevice(await deviceOptionsFromFlags(BOOT_FLAGS));
   let mismatches = 0;
