@@ -4,13 +4,18 @@
 // bare C clients and a C poll() server (bench/native/frame-echo.c) speaking the same framing
 // over a Unix socket and answering the same response bytes, with no shim, device or JavaScript.
 // Also beside the raw in-process API (device.handleRaw) doing the same request.
+// Where the client and the server run decides most of the one-client figure on a small VM: a
+// wake-up across CPUs costs far more than one on the same CPU, and the scheduler places each
+// pair as it sees fit. Two more one-client rows (no target) pin both pairs alike with taskset
+// (this process, which is the server, and the C echo server on one CPU; the clients on the same
+// CPU, or on the other one) to show the two cases apart.
 // The seccomp supervisor route: the same client and server with the supervisor answering the
 // system calls instead of the shim (baseline: the shim), and what the filter costs a program's
 // other system calls (an ioctl the filter lets through, an open it reports) against the same
 // loop run without the supervisor.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NsmDevice, encodeRequest } from '../dist/index.js';
@@ -57,8 +62,8 @@ function startClient(client, requestHex, env, wrap = (argv) => argv, mode = ['be
 }
 
 /** Starts the C echo server on `path`; resolves once it listens. */
-function startEchoServer(binary, path, responseHex) {
-  const child = spawn(binary, ['server', path, responseHex], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startEchoServer(binary, path, responseHex, prefix = []) {
+  const child = spawn(binary, [...prefix, 'server', path, responseHex], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout.once('data', () => resolve(child));
     child.once('exit', (code) => reject(new Error(`frame-echo server exited with ${code}`)));
@@ -125,7 +130,8 @@ export async function run() {
         for (let i = 0; i < BATCH; i++) await device.handleRaw(request);
       },
     });
-    rows.push(perRoundTrip(raw), ...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip)));
+    rows.push(perRoundTrip(raw), ...(await placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, clients, perRoundTrip)));
+    rows.push(...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip)));
     return rows;
   } finally {
     await Promise.all(started.map((c) => c.stop()));
@@ -133,6 +139,49 @@ export async function run() {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The CPUs this process may run on, as taskset prints them (e.g. "0,1"), or null. */
+function affinity() {
+  const r = spawnSync('taskset', ['-p', '-c', String(process.pid)], { encoding: 'utf8' });
+  return r.status === 0 ? (r.stdout.split(':').pop()?.trim() ?? null) : null;
+}
+
+/** Pins every thread of this process to `cpus`. */
+function pinSelf(cpus) {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset: ${r.stderr.trim()}`);
+}
+
+/** One-client rows with both pairs pinned alike: server CPU 0; clients on CPU 0, then on CPU 1. */
+async function placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, clients, perRoundTrip) {
+  const all = affinity();
+  if (availableParallelism() < 2 || all === null) {
+    console.warn(`shim bench: placement rows SKIPPED: ${all === null ? 'taskset (util-linux) is not available' : 'one CPU only'}`);
+    return [];
+  }
+  const rows = [];
+  const echoPath = join(dir, 'echo-pinned.sock');
+  const echo = await startEchoServer('taskset', echoPath, Buffer.from(response).toString('hex'), ['-c', '0', frameEcho]);
+  try {
+    pinSelf('0');
+    for (const [where, cpu] of [['same CPU', '0'], ['different CPUs', '1']]) {
+      const on = (argv) => ['taskset', '-c', cpu, ...argv];
+      const [viaShim] = clients(1, () => startClient(client, hex, shimEnvironment(shim, nsmAddress), on));
+      const [bare] = clients(1, () => startClient(frameEcho, hex, process.env, on, ['client', echoPath, hex]));
+      const row = await compare({
+        name: `DescribePCR: 1 C client, shim, socket server, device; client and server on the ${where}`,
+        fn: () => viaShim.batch(),
+        baseline: `bare C client + C poll() echo server, on the ${where}`,
+        baselineFn: () => bare.batch(),
+      });
+      rows.push(perRoundTrip(row));
+    }
+  } finally {
+    pinSelf(all);
+    echo.kill();
+  }
+  return rows;
 }
 
 /** Rows for the seccomp supervisor, or none (with the reason) where this kernel refuses it. */
