@@ -8,7 +8,9 @@
 // wake-up across CPUs costs far more than one on the same CPU, and the scheduler places each
 // pair as it sees fit. Two more one-client rows (no target) pin both pairs alike with taskset
 // (this process, which is the server, and the C echo server on one CPU; the clients on the same
-// CPU, or on the other one) to show the two cases apart.
+// CPU, or on the other one) to show the two cases apart. One more row measures Node's own
+// ceiling on this machine: a minimal `net` server in this process answering every frame with
+// the constant response (no device, no shim; bare C client), against the C echo server.
 // The seccomp supervisor route: the same client and server with the supervisor answering the
 // system calls instead of the shim (baseline: the shim), and what the filter costs a program's
 // other system calls (an ioctl the filter lets through, an open it reports) against the same
@@ -16,6 +18,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NsmDevice, encodeRequest } from '../dist/index.js';
@@ -130,7 +133,8 @@ export async function run() {
         for (let i = 0; i < BATCH; i++) await device.handleRaw(request);
       },
     });
-    rows.push(perRoundTrip(raw), ...(await placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, clients, perRoundTrip)));
+    rows.push(perRoundTrip(raw), perRoundTrip(await nodeCeilingRow(dir, frameEcho, hex, response, echoPath, clients)));
+    rows.push(...(await placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, clients, perRoundTrip)));
     rows.push(...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip)));
     return rows;
   } finally {
@@ -138,6 +142,51 @@ export async function run() {
     echo.kill();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Node's own ceiling: a minimal net server answering each frame with `response`, vs the C server. */
+async function nodeCeilingRow(dir, frameEcho, hex, response, echoPath, clients) {
+  const frame = Buffer.alloc(4 + response.length);
+  frame.writeUInt32BE(response.length);
+  frame.set(response, 4);
+  const server = createServer((s) => {
+    let header = Buffer.alloc(0); // the current frame's header bytes so far
+    let body = -1; // body bytes of the current frame still to come (-1: reading the header)
+    s.on('data', (chunk) => {
+      let at = 0;
+      while (at < chunk.length) {
+        if (body < 0) {
+          const take = Math.min(4 - header.length, chunk.length - at);
+          header = Buffer.concat([header, chunk.subarray(at, at + take)]);
+          at += take;
+          if (header.length < 4) return;
+          body = header.readUInt32BE(0);
+          header = Buffer.alloc(0);
+        }
+        const take = Math.min(body, chunk.length - at);
+        at += take;
+        body -= take;
+        if (body === 0) {
+          s.write(frame);
+          body = -1;
+        }
+      }
+    });
+  });
+  const path = join(dir, 'node-echo.sock');
+  await new Promise((resolve) => server.listen(path, resolve));
+  try {
+    const [viaNode] = clients(1, () => startClient(frameEcho, hex, process.env, undefined, ['client', path, hex]));
+    const [bare] = clients(1, () => startClient(frameEcho, hex, process.env, undefined, ['client', echoPath, hex]));
+    return await compare({
+      name: "Node's ceiling: 1 bare C client, minimal Node net server (constant answer, no device, no shim)",
+      fn: () => viaNode.batch(),
+      baseline: 'bare C client + C poll() echo server',
+      baselineFn: () => bare.batch(),
+    });
+  } finally {
+    server.close();
   }
 }
 
