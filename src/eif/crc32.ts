@@ -58,3 +58,74 @@ export const crc32: Crc32Function = (crc, data) => {
   while (i < n) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 };
+
+// Combining CRCs: crc(A || B) from crc(A), crc(B) and B's length, in GF(2) arithmetic modulo the
+// CRC polynomial (reflected: bit 31 is x^0). Appending n bytes multiplies A's CRC by x^(8n), so
+// the combination is `x^(8n) * crc(A) + crc(B)`; the pre- and post-inversion of CRC-32 cancel out.
+
+const POLY = 0xedb88320;
+
+/** `a * b` modulo the CRC polynomial (both reflected). */
+function multModP(a: number, b: number): number {
+  let p = 0;
+  for (let m = 0x80000000; m !== 0 && (a & (m | (m - 1))) !== 0; m >>>= 1) {
+    if (a & m) p ^= b;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+let powers: Uint32Array | null = null; // powers[k] = x^(2^k) mod P; x's order divides 2^32 - 1, so k wraps at 32
+
+/** `x^(8 * bytes)` modulo the CRC polynomial: the operator that appends `bytes` zero bytes. */
+function shiftOperator(bytes: number): number {
+  const t = (powers ??= (() => {
+    const p = new Uint32Array(32);
+    p[0] = 0x40000000; // x^1
+    for (let k = 1; k < 32; k++) p[k] = multModP(p[k - 1]!, p[k - 1]!);
+    return p;
+  })());
+  let op = 0x80000000; // x^0
+  let k = 3; // 8 = 2^3
+  for (let n = bytes; n > 0; n = Math.floor(n / 2), k++) {
+    if (n % 2 === 1) op = multModP(t[k & 31]!, op);
+  }
+  return op;
+}
+
+let lastLength = -1;
+let lastOperator = 0;
+
+/**
+ * The CRC-32 of `A || B` from `crcA` (of A), `crcB` (of B) and the length of B in bytes (any
+ * safe integer). Lets pieces of one input be checked on different threads and joined in order.
+ */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  if (!Number.isSafeInteger(lengthB) || lengthB < 0) throw new RangeError(`crc32Combine: length ${lengthB} is not a byte count`);
+  if (lengthB !== lastLength) {
+    lastOperator = shiftOperator(lengthB);
+    lastLength = lengthB;
+  }
+  return (multModP(lastOperator, crcA >>> 0) ^ crcB) >>> 0;
+}
+
+/**
+ * Where a reader sends the bytes the EIF header's CRC covers, in file order, each piece with its
+ * file offset; `result` is the CRC-32 of all of them (it may wait, e.g. for another thread that
+ * computed some pieces' CRCs).
+ */
+export interface Crc32Accumulator {
+  update(chunk: Uint8Array, offset: number): void;
+  result(): number | Promise<number>;
+}
+
+/** The plain accumulator: one running CRC through `fn`. */
+export function crc32Accumulator(fn: Crc32Function = crc32): Crc32Accumulator {
+  let c = 0;
+  return {
+    update(chunk) {
+      c = fn(c, chunk);
+    },
+    result: () => c >>> 0,
+  };
+}

@@ -23,14 +23,24 @@ import { loadNistCurves } from '../x509/nist-curves.js';
 
 export interface EifMeasureOptions {
   readonly crc32?: EifReadOptions['crc32'];
+  /** Takes the CRC's bytes instead of `crc32` (see {@link EifReadOptions}). */
+  readonly crc32Accumulator?: EifReadOptions['crc32Accumulator'];
   /** SHA-384 implementation (default: @noble/hashes). */
   readonly sha384?: Sha384Factory;
   /**
-   * SHA-384 for PCR2's chain only (default: `sha384`). It hashes the application ramdisks while
-   * PCR0's chain hashes the same bytes, so a runtime with threads can run it on another core;
-   * it is never cloned.
+   * PCR2's content digest computed elsewhere (a runtime with threads can hash those bytes on
+   * another core, reading the same file, while PCR0's chain hashes them here). Called once,
+   * after the image was read, with the byte ranges PCR2 covers (the data of every ramdisk but
+   * the first, in file order); it must return the SHA-384 of exactly those bytes, in order.
+   * When given, this thread does not hash them a second time.
    */
-  readonly pcr2Sha384?: Sha384Factory;
+  readonly pcr2Digest?: (ranges: readonly EifByteRange[]) => Uint8Array | Promise<Uint8Array>;
+}
+
+/** A run of bytes in an image file. */
+export interface EifByteRange {
+  readonly offset: number;
+  readonly length: number;
 }
 
 export interface EifPcrs {
@@ -78,14 +88,18 @@ export async function measureEif(source: EifSource, options: EifMeasureOptions =
   const factory = options.sha384 ?? nobleSha384;
   const image = factory();
   let bootstrap: Sha384Hasher | null = null; // null while it equals `image`
-  const app = (options.pcr2Sha384 ?? factory)();
+  const external = options.pcr2Digest;
+  const app = external ? null : factory();
+  const appRanges: EifByteRange[] = [];
   let ramdisks = 0;
   let toApp = false;
   const layout = await readEif(source, {
     ...(options.crc32 ? { crc32: options.crc32 } : {}),
+    ...(options.crc32Accumulator ? { crc32Accumulator: options.crc32Accumulator } : {}),
     onSection(s: EifSection) {
       if (s.type !== 'ramdisk') return;
       toApp = ramdisks++ > 0;
+      if (toApp) appRanges.push({ offset: s.dataOffset, length: s.size });
       if (toApp && bootstrap === null) bootstrap = image.clone();
     },
     onData(s: EifSection, chunk: Uint8Array) {
@@ -94,14 +108,14 @@ export async function measureEif(source: EifSource, options: EifMeasureOptions =
         bootstrap?.update(chunk);
       } else if (s.type === 'ramdisk') {
         image.update(chunk);
-        app.update(chunk);
+        app?.update(chunk);
       }
     },
   });
   const b = bootstrap as Sha384Hasher | null;
   const d1 = b ? b.digest() : image.clone().digest();
   const d0 = image.digest();
-  const d2 = app.digest();
+  const d2 = app ? app.digest() : await external!(appRanges);
   let signature: EifMeasurement['signature'] = null;
   let d8: Uint8Array | null = null;
   if (layout.signature) {

@@ -8,7 +8,7 @@
  * both readers' views of an accepted image agree.
  * @module
  */
-import { type Crc32Function, crc32 as jsCrc32 } from './crc32.js';
+import { type Crc32Accumulator, type Crc32Function, crc32Accumulator, crc32 as jsCrc32 } from './crc32.js';
 import { EifFormatError } from './errors.js';
 import {
   EIF_HEADER_SIZE,
@@ -31,6 +31,11 @@ export const METADATA_MAX_SIZE = 16 << 20;
 export interface EifReadOptions {
   /** CRC-32 implementation (default: the pure-JS one). */
   readonly crc32?: Crc32Function;
+  /**
+   * Takes the bytes the CRC covers instead of `crc32` (each piece with its file offset), e.g. to
+   * have another thread compute part of the CRC; its `result` is awaited after the last section.
+   */
+  readonly crc32Accumulator?: Crc32Accumulator;
   /** Called before a section's data. */
   readonly onSection?: (section: EifSection) => void;
   /** Called with each piece of a section's data, in file order. The view is only valid during the call. */
@@ -76,14 +81,14 @@ function checkTable(header: EifHeader, size: number | undefined): void {
 
 /** Reads, checks and walks an image. Throws {@link EifFormatError}; a CRC mismatch is reported, not thrown. */
 export async function readEif(source: EifSource, options: EifReadOptions = {}): Promise<EifLayout> {
-  const crcFn = options.crc32 ?? jsCrc32;
+  const crc = options.crc32Accumulator ?? crc32Accumulator(options.crc32 ?? jsCrc32);
   const { size, chunks } = openSource(source);
   const r = new ChunkReader(chunks);
   try {
     const headerBytes = await r.read(EIF_HEADER_SIZE);
     const header = decodeHeader(headerBytes);
     checkTable(header, size);
-    let crc = crcFn(0, headerBytes.subarray(0, H.crc32));
+    crc.update(headerBytes.subarray(0, H.crc32), 0);
 
     const sections: EifSection[] = [];
     const seen = new Set<number>();
@@ -97,7 +102,7 @@ export async function readEif(source: EifSource, options: EifReadOptions = {}): 
       if (sh.length < EIF_SECTION_HEADER_SIZE) {
         throw new EifFormatError('TRUNCATED_SECTION', r.position, `file ends inside the header of section ${i} (which starts at ${headerOffset})`);
       }
-      crc = crcFn(crc, sh);
+      crc.update(sh, headerOffset);
       const view = new DataView(sh.buffer, sh.byteOffset, EIF_SECTION_HEADER_SIZE);
       const typeNumber = view.getUint16(0);
       const flags = view.getUint16(2);
@@ -136,9 +141,11 @@ export async function readEif(source: EifSource, options: EifReadOptions = {}): 
 
       const keep = type === 'metadata' || type === 'signature' || (type === 'cmdline' && n <= CMDLINE_KEEP_MAX) ? new Uint8Array(n) : null;
       let kept = 0;
+      let at = section.dataOffset;
       const onData = options.onData;
       const got = await r.pipe(n, (chunk) => {
-        crc = crcFn(crc, chunk);
+        crc.update(chunk, at);
+        at += chunk.length;
         if (keep) {
           keep.set(chunk, kept);
           kept += chunk.length;
@@ -165,11 +172,12 @@ export async function readEif(source: EifSource, options: EifReadOptions = {}): 
     missing(SECTION_TYPES.ramdisk, 'MISSING_RAMDISK', 'the image has no ramdisk section');
     if (header.version >= 4) missing(SECTION_TYPES.metadata, 'MISSING_METADATA', `the image is version ${header.version} but has no metadata section (mandatory from version 4)`);
 
+    const computed = (await crc.result()) >>> 0;
     return {
       header,
       sections,
       fileSize: end,
-      crc: { stored: header.crc32, computed: crc >>> 0, ok: header.crc32 === crc >>> 0 },
+      crc: { stored: header.crc32, computed, ok: header.crc32 === computed },
       cmdline,
       metadata,
       signature,

@@ -6,17 +6,20 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { readSync } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
 import { eifBootProfile, type EifBootParent, type EifBootProfile } from '../eif/boot-profile.js';
 import { crc32 as jsCrc32, type Crc32Function } from '../eif/crc32.js';
 import type { Sha384Factory, Sha384Hasher } from '../eif/hash.js';
-import { measureEif, type EifMeasurement } from '../eif/measure.js';
+import { measureEif, type EifByteRange, type EifMeasurement } from '../eif/measure.js';
+import { EIF_HEADER_SIZE, EIF_SECTION_HEADER_SIZE, SECTION_TYPES } from '../eif/format.js';
+import { decodeHeader } from '../eif/header.js';
 import { assertEifSignature } from '../eif/signature-check.js';
 import { EifFormatError } from '../eif/errors.js';
 import type { SizedSource } from '../eif/source.js';
-import { WorkerHashError, workerSha384 } from './worker-sha384.js';
+import { EifWorkerError, type Pcr2Worker, startPcr2Worker } from './eif-worker.js';
 
 /** Bytes read from a file at a time. */
 export const FILE_CHUNK = 1 << 20;
@@ -81,45 +84,157 @@ export const nodeCrc32: Crc32Function =
 
 /** Files at least this large get PCR2's hash chain on a worker thread when there are 2+ cores. */
 export const PARALLEL_MEASURE_MIN_SIZE = 32 << 20;
+/** ... and only when PCR2 covers at least this many bytes (less is not worth a thread). */
+export const PARALLEL_PCR2_MIN_SIZE = 8 << 20;
+
+/** How {@link measureEifFile} used threads, told once when it is done. */
+export interface MeasureThreadsReport {
+  /** True when PCR2's chain ran on a worker thread. */
+  readonly worker: boolean;
+  /** Why not, when it did not (for example `parallel: false`, one core, a small file). */
+  readonly reason?: string;
+  /** Set when the worker thread failed and the file was measured again on one thread: why it failed. */
+  readonly failure?: string;
+  /** Bytes of the CRC-32 computed on the worker thread (the rest on the reading thread). */
+  readonly workerCrcBytes: number;
+}
 
 export interface MeasureEifFileOptions {
   /**
    * Hash PCR2's chain on a worker thread (default: when the file is at least
-   * {@link PARALLEL_MEASURE_MIN_SIZE} bytes and this process may use two or more cores).
+   * {@link PARALLEL_MEASURE_MIN_SIZE} bytes, PCR2 covers at least {@link PARALLEL_PCR2_MIN_SIZE}
+   * of them and this process may use two or more cores).
    */
   readonly parallel?: boolean;
   /** Told the bytes read so far in each pass over the file (for a progress display). */
   readonly onProgress?: ReadProgress | undefined;
+  /** Told how threads were used (and why a worker failed, when it did). */
+  readonly onThreads?: ((report: MeasureThreadsReport) => void) | undefined;
 }
+
+/** Chunks of a file read ahead: the next read runs (on libuv's pool) while the consumer hashes the current chunk. */
+async function* readAhead(fh: FileHandle, size: number, onProgress?: ReadProgress): AsyncGenerator<Uint8Array> {
+  const buffers = [new Uint8Array(FILE_CHUNK), new Uint8Array(FILE_CHUNK)];
+  const fill = async (buf: Uint8Array, at: number): Promise<number> => {
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got;
+  };
+  let pos = 0;
+  let k = 0;
+  let next = fill(buffers[0]!, 0);
+  try {
+    onProgress?.(0, size);
+    for (;;) {
+      const n = await next;
+      if (n === 0) return;
+      const current = buffers[k & 1]!;
+      pos += n;
+      k++;
+      next = fill(buffers[k & 1]!, pos);
+      yield n === current.length ? current : current.subarray(0, n);
+      onProgress?.(pos, size);
+    }
+  } finally {
+    await next.catch(() => 0);
+  }
+}
+
+/** PCR2's byte ranges from the header's section table, or null when the header does not read cleanly (the reader then reports why). */
+function pcr2Ranges(fd: number, size: number): EifByteRange[] | null {
+  try {
+    const head = new Uint8Array(EIF_HEADER_SIZE);
+    if (readSync(fd, head, 0, head.length, 0) !== head.length) return null;
+    const header = decodeHeader(head);
+    const ranges: EifByteRange[] = [];
+    const sh = new Uint8Array(EIF_SECTION_HEADER_SIZE);
+    let ramdisks = 0;
+    for (let i = 0; i < header.numSections; i++) {
+      const at = header.sectionOffsets[i]!;
+      const length = header.sectionSizes[i]!;
+      if (at + EIF_SECTION_HEADER_SIZE + length > size) return null;
+      if (readSync(fd, sh, 0, sh.length, at) !== sh.length) return null;
+      if (new DataView(sh.buffer).getUint16(0) !== SECTION_TYPES.ramdisk) continue;
+      if (ramdisks++ > 0) ranges.push({ offset: at + EIF_SECTION_HEADER_SIZE, length });
+    }
+    return ranges;
+  } catch {
+    return null;
+  }
+}
+
+const sameRanges = (a: readonly EifByteRange[], b: readonly EifByteRange[]) => a.length === b.length && a.every((r, i) => r.offset === b[i]!.offset && r.length === b[i]!.length);
 
 /**
  * Measures an EIF file with the native hash and CRC. Throws EifFormatError and file-system errors.
  * PCR0 and PCR2 both hash the application ramdisk from different starting states; on two or
- * more cores the PCR2 chain runs on a worker thread, so the wall time is about one hash pass.
- * If that thread fails the file is measured again on this thread alone.
+ * more cores a worker thread reads and hashes PCR2's bytes itself and takes part of the CRC
+ * (src/node/eif-worker.ts), so the wall time is about one hash pass. If that thread fails the
+ * file is measured again on this thread alone (`onThreads` is told why).
  */
 export async function measureEifFile(path: string, options: MeasureEifFileOptions = {}): Promise<EifMeasurement> {
-  const source = await fileSource(path, { reuseBuffer: true, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
-  const parallel = options.parallel ?? (source.size >= PARALLEL_MEASURE_MIN_SIZE && availableParallelism() >= 2);
-  if (parallel) {
-    let pcr2: ReturnType<typeof workerSha384> | null = null;
-    try {
-      pcr2 = workerSha384();
-    } catch {
-      // No worker thread available: measure on this thread.
+  return measureEifFileWith(path, options, startPcr2Worker);
+}
+
+/** {@link measureEifFile} with the worker's starter given (tests give one that fails). @internal */
+export async function measureEifFileWith(path: string, options: MeasureEifFileOptions, start: typeof startPcr2Worker): Promise<EifMeasurement> {
+  const fh = await open(path, 'r');
+  let worker: Pcr2Worker | null = null;
+  const report = (r: MeasureThreadsReport) => options.onThreads?.(r);
+  try {
+    const { size } = await fh.stat();
+    const source = (): SizedSource => ({ size, chunks: () => readAhead(fh, size, options.onProgress) });
+    let reason: string | undefined;
+    if (options.parallel === false) reason = 'parallel: false';
+    else if (options.parallel === undefined && size < PARALLEL_MEASURE_MIN_SIZE) reason = `the file is smaller than ${PARALLEL_MEASURE_MIN_SIZE >> 20} MiB`;
+    else if (options.parallel === undefined && availableParallelism() < 2) reason = 'this process may use one core';
+    let ranges: EifByteRange[] | null = null;
+    if (reason === undefined) {
+      ranges = pcr2Ranges(fh.fd, size);
+      const pcr2Bytes = ranges?.reduce((n, r) => n + r.length, 0) ?? 0;
+      if (ranges === null) reason = 'the section table does not read cleanly';
+      else if (options.parallel === undefined && pcr2Bytes < PARALLEL_PCR2_MIN_SIZE) reason = `PCR2 covers less than ${PARALLEL_PCR2_MIN_SIZE >> 20} MiB`;
     }
-    if (pcr2 !== null) {
-      const hasher = pcr2;
+    let failure: string | undefined;
+    if (reason === undefined) {
       try {
-        return await measureEif(source, { sha384: nodeSha384, crc32: nodeCrc32, pcr2Sha384: () => hasher });
+        worker = start(fh.fd, ranges!, size, nodeCrc32);
       } catch (e) {
-        if (!(e instanceof WorkerHashError)) throw e;
-      } finally {
-        hasher.dispose();
+        failure = `no worker thread could be started: ${(e as Error).message}`;
       }
     }
+    if (worker !== null) {
+      const w = worker;
+      try {
+        const m = await measureEif(source(), {
+          sha384: nodeSha384,
+          crc32Accumulator: w.crc,
+          pcr2Digest: (found) => {
+            if (!sameRanges(found, w.ranges)) throw new EifWorkerError('the section table changed while the file was read');
+            return w.result();
+          },
+        });
+        report(w.usedWorker ? { worker: true, workerCrcBytes: w.workerCrcBytes } : { worker: false, reason: 'the worker thread had not started when this thread needed its result', workerCrcBytes: 0 });
+        return m;
+      } catch (e) {
+        if (!(e instanceof EifWorkerError)) throw e;
+        failure = e.message;
+      } finally {
+        worker = null;
+        await w.stop();
+      }
+    }
+    const m = await measureEif(source(), { sha384: nodeSha384, crc32: nodeCrc32 });
+    report(failure !== undefined ? { worker: false, reason: 'the worker thread failed', failure, workerCrcBytes: 0 } : { worker: false, reason: reason!, workerCrcBytes: 0 });
+    return m;
+  } finally {
+    await worker?.stop();
+    await fh.close();
   }
-  return measureEif(source, { sha384: nodeSha384, crc32: nodeCrc32 });
 }
 
 /**
