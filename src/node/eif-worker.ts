@@ -53,9 +53,11 @@ const BY_WORKER = 2;
 // The worker: claims the job (IDLE -> RUNNING unless the reading thread took it back), reads
 // each range in blocks aligned to CRC_BLOCK, computes the CRC of every whole block it claims
 // first, hashes everything, then posts the digest. Dynamic imports, so the source runs whether
-// Node evaluates it as CommonJS or as a module; it stops early when told the job was abandoned.
+// Node evaluates it as CommonJS or as a module (require when there is one: it starts sooner); it
+// stops early when told the job was abandoned.
 const WORKER_SOURCE = `
-Promise.all([import('node:worker_threads'), import('node:fs'), import('node:crypto'), import('node:zlib')]).then(([{ workerData, parentPort }, fs, { createHash }, zlib]) => {
+const load = typeof require === 'function' ? (m) => Promise.resolve(require(m)) : (m) => import(m);
+Promise.all([load('node:worker_threads'), load('node:fs'), load('node:crypto'), load('node:zlib')]).then(([{ workerData, parentPort }, fs, { createHash }, zlib]) => {
   const { fd, ranges, block, control, claims } = workerData;
   const [STATE, PROGRESS, CRC_BLOCKS, IDLE, RUNNING, ABANDONED, DONE, BY_WORKER] = workerData.layout;
   const c = new Int32Array(control);
