@@ -4,7 +4,9 @@
 // `describe-eif` in a child process on 256 MiB and 1 GiB images (written by this suite into a
 // temp dir, deleted afterwards) against `openssl dgst -sha384` over the same file, interleaved;
 // on two cores PCR2's hash chain runs on a worker thread, on one core (taskset -c 0) the floor
-// is two hash passes. The 1 GiB run also reports its peak RSS (limit 80 MiB).
+// is two hash passes. The 1 GiB run also reports its peak RSS (limit 80 MiB). Each wall-time
+// row notes how many cores other processes kept busy meanwhile: the two-thread figure needs the
+// second core free, and a busy machine shows up there rather than as an unexplained ratio.
 //
 // Layouts: "one ramdisk" puts all data in kernel + cmdline + first ramdisk, which PCR0 and
 // PCR1 both cover (hashed once thanks to the shared prefix). "nitro-cli layout" has a small
@@ -13,7 +15,7 @@
 // fair baseline is those two passes (SHA-384 of what PCR0 covers + of what PCR2 covers); its
 // ratio against one pass is reported too, without a target.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -148,7 +150,8 @@ const sink = new Writable({ write(c, e, cb) { cb(); } });
 const t0 = performance.now();
 const code = await main(['describe-eif', '--eif-path', process.argv[2]], { stdin: process.stdin, stdout: sink, stderr: process.stderr });
 const ms = performance.now() - t0;
-console.log(JSON.stringify({ code, ms, maxRssKiB: process.resourceUsage().maxRSS }));
+const u = process.resourceUsage();
+console.log(JSON.stringify({ code, ms, maxRssKiB: u.maxRSS, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000 }));
 `;
 const FLOOR = `await import(process.argv[1]); console.log(JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS }));`;
 
@@ -162,9 +165,26 @@ function timed(cmd, args, oneCore) {
   return { stdout: r.stdout, ms };
 }
 
+/** CPU time (ms) the whole machine spent busy so far, from /proc/stat; null where there is none. */
+function machineBusyMs() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    return ((user + nice + system + irq + softirq + steal) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
 function describeEifChild(mainJs, path, oneCore) {
-  const r = JSON.parse(timed(process.execPath, ['--input-type=module', '-e', CHILD, mainJs, path], oneCore).stdout.trim().split('\n').pop());
+  const busy0 = machineBusyMs();
+  const t = timed(process.execPath, ['--input-type=module', '-e', CHILD, mainJs, path], oneCore);
+  const busy1 = machineBusyMs();
+  const r = JSON.parse(t.stdout.trim().split('\n').pop());
   if (r.code !== 0) throw new Error(`describe-eif exited ${r.code}`);
+  // CPU the rest of the machine used while the child ran (the child's own, Node's start included, subtracted).
+  r.othersMs = busy0 === null ? null : Math.max(0, busy1 - busy0 - r.cpuMs);
+  r.wallMs = t.ms;
   return r;
 }
 
@@ -180,10 +200,16 @@ function wallTimeRow(label, mainJs, path, size, { oneCore = false, passes = 1, r
   const ours = [];
   const floor = [];
   let rss = 0;
+  let othersMs = 0;
+  let childMs = 0;
   for (let i = 0; i < rounds; i++) {
     const r = describeEifChild(mainJs, path, oneCore);
     ours.push(r.ms);
     rss = Math.max(rss, r.maxRssKiB / 1024);
+    if (r.othersMs !== null) {
+      othersMs += r.othersMs;
+      childMs += r.wallMs;
+    }
     let ms = 0;
     for (let p = 0; p < passes; p++) ms += timed('openssl', ['dgst', '-sha384', path], oneCore).ms;
     floor.push(ms);
@@ -203,7 +229,10 @@ function wallTimeRow(label, mainJs, path, size, { oneCore = false, passes = 1, r
     roundsSeconds: ours.map((x) => x / 1000),
     baselineRoundsSeconds: floor.map((x) => x / 1000),
     peakRssMiB: rss,
+    // Cores other processes kept busy, on average, while describe-eif ran (from /proc/stat, 10 ms ticks).
+    otherCores: childMs > 0 ? othersMs / childMs : null,
   };
+  if (row.otherCores !== null) row.note = `other processes used ${row.otherCores.toFixed(2)} cores meanwhile`;
   if (target !== undefined) {
     row.target = target;
     row.pass = row.ratio >= target;

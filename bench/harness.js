@@ -57,7 +57,7 @@ export function formatTable(rows) {
   const lines = rows.map((r) => {
     const t = r.target === undefined ? '' : `  target >= ${r.target}: ${r.pass ? 'ok' : 'MISSED'}`;
     const unit = r.unit ?? 'ops/s';
-    return `${r.name.padEnd(44)} ${fmt(r.opsPerSec).padStart(12)} ${unit}  vs ${r.baseline}: ${fmt(r.baselineOpsPerSec)} ${unit}  ratio ${r.ratio.toFixed(2)}${t}`;
+    return `${r.name.padEnd(44)} ${fmt(r.opsPerSec).padStart(12)} ${unit}  vs ${r.baseline}: ${fmt(r.baselineOpsPerSec)} ${unit}  ratio ${r.ratio.toFixed(2)}${t}${r.note ? `  (${r.note})` : ''}`;
   });
   return lines.join('\n');
 }
