@@ -56,6 +56,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -69,6 +70,7 @@ struct conn {
 	pthread_mutex_t io; /* held for a whole request/response exchange */
 	int sock;           /* private close-on-exec descriptor the exchanges use */
 	int direct;         /* sock is a Unix socket: the kernel copies to and from the caller's buffers */
+	size_t send_whole;  /* largest frame a Unix socket queues as one buffer (copied whole or not at all) */
 	pid_t pid;          /* process that opened sock */
 	int broken;         /* an exchange failed: answer EIO from now on */
 	int accmode;        /* O_RDONLY, O_WRONLY or O_RDWR, as opened (O_RDWR when adopted) */
@@ -96,8 +98,14 @@ static int vm_copy_unusable;
 #define MADV_WIPEONFORK 18
 #endif
 
-/* A page that fork (and any clone without CLONE_VM) hands to the child zeroed: the cached pid
-   there is then 0 and re-read. NULL when the kernel has no MADV_WIPEONFORK (before 4.14). */
+/*
+ * The pid, cached in a page that fork (and any clone without CLONE_VM) hands to the child
+ * zeroed, so a child made any way at all reads 0 there and asks the kernel. The value is written
+ * only where it is certainly this process's: at load time and in the fork handler below (which
+ * also covers a system that accepts MADV_WIPEONFORK but ignores it, as older QEMU user mode
+ * did). It is never written on a cache miss, because a vfork child shares this memory with its
+ * parent. NULL when the kernel has no MADV_WIPEONFORK (before 4.14): getpid() every time.
+ */
 static pid_t *pid_page;
 
 static void pid_cache_init(void)
@@ -109,23 +117,54 @@ static void pid_cache_init(void)
 		munmap(p, 4096);
 		return;
 	}
+	*(pid_t *)p = getpid();
 	pid_page = p;
+}
+
+static void pid_cache_reset(void)
+{
+	if (pid_page != NULL)
+		__atomic_store_n(pid_page, getpid(), __ATOMIC_RELAXED);
 }
 
 static pid_t self_pid(void)
 {
-	if (pid_page == NULL)
-		return getpid();
-	pid_t p = __atomic_load_n(pid_page, __ATOMIC_RELAXED);
-	if (p == 0) {
-		p = getpid();
-		__atomic_store_n(pid_page, p, __ATOMIC_RELAXED);
-	}
-	return p;
+	pid_t p = pid_page != NULL ? __atomic_load_n(pid_page, __ATOMIC_RELAXED) : 0;
+	return p != 0 ? p : getpid();
 }
 
-/* This thread's stack as [lo, hi), taken once per thread (hi == 1: unknown). */
+/*
+ * This thread's stack as [lo, hi) (hi == 1: unknown). The main thread's is its stack mapping as
+ * /proc/self/maps shows it at load time (the mapping only grows downwards, so that range stays
+ * mapped; calls from deeper frames take the checked copies). Other threads take theirs from
+ * pthread_getattr_np at their first NSM ioctl: exact for stacks glibc allocates (the guard page
+ * is below lo) and for stacks a program supplies. (That first call allocates memory, as other
+ * steps of the shim do: none of this is async-signal-safe, and neither is calling the shim from a
+ * signal handler that interrupted malloc.)
+ */
 static __thread __attribute__((tls_model("initial-exec"))) uintptr_t stack_lo, stack_hi;
+
+/* Called at load time, on the main thread: its stack mapping, from /proc/self/maps. */
+static void main_stack_init(void)
+{
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	stack_hi = 1;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (f == NULL)
+		return;
+	char line[512];
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && here >= lo && here < hi) {
+			if (strstr(line, "[stack]") != NULL) {
+				stack_lo = lo;
+				stack_hi = hi;
+			}
+			break;
+		}
+	}
+	fclose(f);
+}
 
 /*
  * True when [p, p + n) lies in the live part of the current thread's stack: between our own
@@ -136,7 +175,7 @@ static __thread __attribute__((tls_model("initial-exec"))) uintptr_t stack_lo, s
  */
 static int on_live_stack(uint64_t p, size_t n)
 {
-	if (stack_hi == 0) {
+	if (__atomic_load_n(&stack_hi, __ATOMIC_RELAXED) == 0) {
 		pthread_attr_t a;
 		void *addr;
 		size_t size;
@@ -357,15 +396,33 @@ static int peer_is_server(int fd)
 
 /* ---- the descriptor table ------------------------------------------------------------------- */
 
+/*
+ * Takes sock as c's socket and looks at what it is: over a Unix stream socket the exchange goes
+ * straight from and into the caller's buffers. A frame up to half the send buffer less 64
+ * bytes is queued as one buffer, copied from the caller whole or not at all (af_unix.c), which
+ * is what lets an unreadable request fail with nothing sent; larger frames (only with a send
+ * buffer below about 8 KiB) are copied into the shim first.
+ */
+static void conn_set_socket(struct conn *c, int sock)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int sndbuf = 0;
+	socklen_t olen = sizeof(sndbuf);
+	c->sock = sock;
+	c->direct = sock >= 0 && getsockname(sock, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX;
+	c->send_whole = 0;
+	if (c->direct && getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, &olen) == 0 && sndbuf / 2 > 64)
+		c->send_whole = (size_t)(sndbuf / 2 - 64);
+}
+
 static struct conn *conn_new(int sock, const struct stat *app)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	pthread_mutex_init(&c->io, NULL);
-	c->sock = sock;
-	const char *addr = server_address();
-	c->direct = addr != NULL && strncmp(addr, "tcp:", 4) != 0;
+	conn_set_socket(c, sock);
 	c->pid = self_pid();
 	c->accmode = O_RDWR;
 	c->dev = app->st_dev;
@@ -493,6 +550,7 @@ static void after_fork_parent(void)
    lazily (pid differs) so the child never writes into the parent's exchanges. */
 static void after_fork_child(void)
 {
+	pid_cache_reset();
 	pthread_mutex_init(&table_lock, NULL);
 	for (struct entry *e = entries; e != NULL; e = e->next)
 		pthread_mutex_init(&e->c->io, NULL);
@@ -501,6 +559,8 @@ static void after_fork_child(void)
 __attribute__((constructor)) static void shim_init(void)
 {
 	pid_cache_init();
+	if (getpid() == (pid_t)syscall(SYS_gettid))
+		main_stack_init();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
@@ -602,7 +662,7 @@ static int exchange_start(struct conn *c, int64_t *deadline)
 		/* Forked: leave the parent's socket to the parent, talk over our own. */
 		if (c->sock >= 0)
 			sys_close(c->sock);
-		c->sock = connect_server();
+		conn_set_socket(c, connect_server());
 		c->pid = self_pid();
 		c->broken = c->sock < 0;
 		c->sock_timeout_ms = 0;
@@ -787,6 +847,8 @@ static int recv_answer(int fd, uint8_t hdr[4], uint64_t addr, size_t keep, uint3
  * unreadable request before anything is sent; an unwritable response buffer is EFAULT after
  * the request took effect, with the argument left unwritten.
  */
+#define NOT_DIRECT 1 /* nsm_ioctl_direct: the connection is not a Unix socket after all */
+
 static int nsm_ioctl_direct(struct conn *c, void *argp)
 {
 	struct nsm_raw raw;
@@ -809,8 +871,21 @@ static int nsm_ioctl_direct(struct conn *c, void *argp)
 	put_be32(hdr, n);
 	pthread_mutex_lock(&c->io);
 	int r = exchange_start(c, &deadline);
+	if (r == 0 && !c->direct) {
+		/* A fork child reconnected over TCP (the address changed): the copying path. */
+		pthread_mutex_unlock(&c->io);
+		return NOT_DIRECT;
+	}
 	if (r == 0) {
-		r = send_request(c->sock, hdr, raw.request.addr, n, deadline);
+		if (4 + (size_t)n <= c->send_whole) {
+			r = send_request(c->sock, hdr, raw.request.addr, n, deadline);
+		} else {
+			uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];
+			memcpy(frame, hdr, 4);
+			r = copy_in(frame + 4, raw.request.addr, n);
+			if (r == 0)
+				r = send_all(c->sock, frame, 4 + (size_t)n, deadline);
+		}
 		if (r == 0)
 			r = recv_answer(c->sock, hdr, raw.response.addr, (size_t)keep, &body_n, deadline);
 		if (r < 0 && r != -EFAULT)
@@ -845,8 +920,11 @@ static int nsm_ioctl(int fd, struct conn *c, unsigned long cmd, void *argp)
 	}
 	if (cmd != NSM_IOCTL_RAW)
 		return -EINVAL;
-	if (c->direct)
-		return nsm_ioctl_direct(c, argp);
+	if (c->direct) {
+		int r = nsm_ioctl_direct(c, argp);
+		if (r != NOT_DIRECT)
+			return r;
+	}
 
 	struct nsm_raw raw;
 	uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];
