@@ -12,6 +12,7 @@ export {
 export { type BootMode, SYNTHETIC_IMAGE_CMDLINE, syntheticImageSections, syntheticImagePcrs } from './device/enclave-boot.js';
 export { NsmError, ERROR_CODES, errorCodeNumber, type ErrorCode } from './device/error-code.js';
 export { PcrBank, extendDigest, type PcrValue } from './device/pcr-bank.js';
+export { nobleDeviceSha384, type DeviceSha384 } from './device/sha384.js';
 export { SeededRandom, systemRandom, type RandomSource } from './device/random.js';
 export type { Attester, AttesterEnv, AttesterFactory, AttestationInput } from './device/attester.js';
 export * as limits from './device/limits.js';

@@ -55,6 +55,9 @@ export const CHAIN_CADENCE: Record<Level, { readonly lag: number; readonly span:
   regional: { lag: 11.4 * HOUR, span: 88.6 * HOUR },
 };
 
+/** The label of the master secret every derivation of a CA is keyed with. */
+const MASTER_LABEL = 'nsm-emulator intermediates v1';
+
 /** How many derived certificates a CA keeps in memory. */
 const CACHE_LIMIT = 256;
 
@@ -73,55 +76,81 @@ function toBigInt(b: Uint8Array): bigint {
   return BigInt('0x' + (bytesToHex(b) || '0'));
 }
 
+/** How many schedule fractions (phases, jitters) a CA keeps in memory. */
+const FRACTION_LIMIT = 1024;
+
 /** The derived intermediates of one CA (cached per CA object). */
 export class ChainSchedule {
-  private readonly master: Uint8Array;
+  private master: Uint8Array | null = null;
+  /** HMAC-SHA-384 keyed with the master secret, cloned for each pure-JS derivation (the key's blocks are hashed once). */
+  private keyed: ReturnType<typeof hmac.create> | null = null;
   private readonly cache = new Map<string, Promise<IssuedCert>>();
+  /** Phases and jitters already derived: each slot computation asks for the same few several times. */
+  private readonly fractions = new Map<string, number>();
 
-  constructor(private readonly ca: TestCa) {
-    this.master = hmac(sha384, ca.root.key.privateKey, utf8('nsm-emulator intermediates v1'));
-  }
+  constructor(private readonly ca: TestCa) {}
 
-  private derive(label: string, n = 48): Uint8Array {
+  /**
+   * `n` bytes for `label`: HMAC-SHA-384(master, label#0) || HMAC(master, label#1) ..., where
+   * master = HMAC-SHA-384(root private key, "nsm-emulator intermediates v1"). Through the
+   * backend's native HMAC when it has one, else @noble/hashes: the bytes are the same.
+   */
+  private derive(label: string, n: number, backend?: P384Backend): Uint8Array {
+    const mac = backend?.hmacSha384?.bind(backend);
+    this.master ??= mac ? mac(this.ca.root.key.privateKey, utf8(MASTER_LABEL)) : hmac(sha384, this.ca.root.key.privateKey, utf8(MASTER_LABEL));
     const out: Uint8Array[] = [];
-    for (let i = 0; out.length * 48 < n; i++) out.push(hmac(sha384, this.master, utf8(`${label}#${i}`)));
+    for (let i = 0; out.length * 48 < n; i++) {
+      const message = utf8(`${label}#${i}`);
+      if (mac) {
+        out.push(mac(this.master, message));
+      } else {
+        this.keyed ??= hmac.create(sha384, this.master);
+        out.push(this.keyed.clone().update(message).digest());
+      }
+    }
     return concatBytes(...out).slice(0, n);
   }
 
-  private fraction(label: string): number {
-    const b = this.derive(label, 6);
-    return (b[0]! * 2 ** 40 + b[1]! * 2 ** 32 + ((b[2]! << 24) >>> 0) + (b[3]! << 16) + (b[4]! << 8) + b[5]!) / 2 ** 48;
+  private fraction(label: string, backend?: P384Backend): number {
+    let f = this.fractions.get(label);
+    if (f === undefined) {
+      const b = this.derive(label, 6, backend);
+      f = (b[0]! * 2 ** 40 + b[1]! * 2 ** 32 + ((b[2]! << 24) >>> 0) + (b[3]! << 16) + (b[4]! << 8) + b[5]!) / 2 ** 48;
+      if (this.fractions.size >= FRACTION_LIMIT) this.fractions.delete(this.fractions.keys().next().value!);
+      this.fractions.set(label, f);
+    }
+    return f;
   }
 
-  /** Start (seconds) of slot k of a schedule. */
-  slotStart(schedule: string, span: number, k: number): number {
+  /** Start (seconds) of slot k of a schedule (`backend`: only whose HMAC derives it). */
+  slotStart(schedule: string, span: number, k: number, backend?: P384Backend): number {
     const period = Math.floor((span * 3) / 4);
     const jitter = span - period;
-    const phase = Math.floor(this.fraction(`${schedule}/phase`) * period);
-    return phase + k * period + Math.floor(this.fraction(`${schedule}/${k}/jitter`) * jitter);
+    const phase = Math.floor(this.fraction(`${schedule}/phase`, backend) * period);
+    return phase + k * period + Math.floor(this.fraction(`${schedule}/${k}/jitter`, backend) * jitter);
   }
 
   /** The newest slot of a schedule that started at or before `x` (seconds). */
-  latestSlot(schedule: string, span: number, x: number): number {
+  latestSlot(schedule: string, span: number, x: number, backend?: P384Backend): number {
     const period = Math.floor((span * 3) / 4);
-    const phase = Math.floor(this.fraction(`${schedule}/phase`) * period);
+    const phase = Math.floor(this.fraction(`${schedule}/phase`, backend) * period);
     const k0 = Math.floor((x - phase) / period);
     // Jitter is below one period, so slot k0 - 1 always started before x.
-    return this.slotStart(schedule, span, k0) <= x ? k0 : k0 - 1;
+    return this.slotStart(schedule, span, k0, backend) <= x ? k0 : k0 - 1;
   }
 
   /** The regional certificate in use at `x` (seconds), signed through `backend`. */
   regionalAt(x: number, backend: P384Backend): Promise<IssuedCert> {
     const { lag, span } = CHAIN_CADENCE.regional;
-    const k = this.latestSlot('regional', span, x - lag);
-    return this.issue('regional', `regional/${k}`, this.slotStart('regional', span, k), backend, async () => this.ca.root);
+    const k = this.latestSlot('regional', span, x - lag, backend);
+    return this.issue('regional', `regional/${k}`, this.slotStart('regional', span, k, backend), backend, async () => this.ca.root);
   }
 
   /** The zonal certificate in use at `x` (seconds). */
   zonalAt(x: number, backend: P384Backend): Promise<IssuedCert> {
     const { lag, span } = CHAIN_CADENCE.zonal;
-    const k = this.latestSlot('zonal', span, x - lag);
-    const start = this.slotStart('zonal', span, k);
+    const k = this.latestSlot('zonal', span, x - lag, backend);
+    const start = this.slotStart('zonal', span, k, backend);
     return this.issue('zonal', `zonal/${k}`, start, backend, () => this.regionalAt(start, backend));
   }
 
@@ -129,8 +158,8 @@ export class ChainSchedule {
   instanceAt(instanceId: string, x: number, backend: P384Backend): Promise<IssuedCert> {
     const { lag, span } = CHAIN_CADENCE.instance;
     const schedule = `instance/${instanceId}`;
-    const k = this.latestSlot(schedule, span, x - lag);
-    const start = this.slotStart(schedule, span, k);
+    const k = this.latestSlot(schedule, span, x - lag, backend);
+    const start = this.slotStart(schedule, span, k, backend);
     return this.issue('instance', `${schedule}/${k}`, start, backend, () => this.zonalAt(start, backend), instanceId);
   }
 
@@ -150,10 +179,10 @@ export class ChainSchedule {
     p = (async () => {
       const issuer = await issuerOf();
       const region = this.ca.region;
-      const scalar = (toBigInt(this.derive(`${label}/key`, 64)) % (N - 1n)) + 1n;
+      const scalar = (toBigInt(this.derive(`${label}/key`, 64, backend)) % (N - 1n)) + 1n;
       const key = await P384Key.derive(toBytes(scalar, 48), backend);
-      const serial = this.derive(`${label}/serial`, RANDOM_SERIAL_BYTES[level]);
-      const id = bytesToHex(this.derive(`${label}/name`, 8));
+      const serial = this.derive(`${label}/serial`, RANDOM_SERIAL_BYTES[level], backend);
+      const id = bytesToHex(this.derive(`${label}/name`, 8, backend));
       const name = level === 'regional' ? regionalName(id, region) : level === 'zonal' ? zonalName(id, region) : instanceName(instanceId, region);
       const notBefore = Math.max(start, issuer.notBefore);
       const notAfter = Math.min(start + LIFETIME_SECONDS[level], issuer.notAfter);

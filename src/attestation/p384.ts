@@ -88,6 +88,11 @@ export interface P384Backend {
    * {@link P384Key.derive} loads @noble/curves to derive it.
    */
   publicKeyOf?(privateKey: Uint8Array): Promise<Uint8Array>;
+  /**
+   * HMAC-SHA-384, computed natively: the same bytes as @noble/hashes' HMAC, which the chain
+   * schedule (chain-schedule.ts) uses to derive the intermediates when a backend has none.
+   */
+  hmacSha384?(key: Uint8Array, message: Uint8Array): Uint8Array;
 }
 
 // The hash as a dictionary: Node normalizes it measurably faster than the string form.

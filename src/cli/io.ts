@@ -22,6 +22,20 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/**
+ * The process's own streams. Each is looked up when first used: Node makes process.stdin (a
+ * pipe or TTY stream) on first access, which costs a command that never reads its input.
+ */
 export function processIo(): CliIo {
-  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+  return {
+    get stdin() {
+      return process.stdin;
+    },
+    get stdout() {
+      return process.stdout;
+    },
+    get stderr() {
+      return process.stderr;
+    },
+  };
 }

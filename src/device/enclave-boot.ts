@@ -19,10 +19,10 @@
  * ramdisk 0) for PCR1 and SHA-384(ramdisk 1) for PCR2.
  * @module
  */
-import { sha384 } from '@noble/hashes/sha2.js';
-import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { PCR_LENGTH } from './limits.js';
 import { SeededRandom, systemRandom } from './random.js';
+import { type DeviceSha384, nobleDeviceSha384 } from './sha384.js';
 
 export type BootMode = 'enclave' | 'debug' | 'bare';
 
@@ -38,8 +38,8 @@ export const SYNTHETIC_IMAGE_CMDLINE =
 const ascii = (s: string) => new TextEncoder().encode(s);
 
 /** `SHA-384(48 zero bytes || data)`: one extend of a zero PCR. */
-export function extendZeroPcr(data: Uint8Array): Uint8Array {
-  return sha384(concatBytes(new Uint8Array(PCR_LENGTH), data));
+export function extendZeroPcr(data: Uint8Array, hash: DeviceSha384 = nobleDeviceSha384): Uint8Array {
+  return hash(new Uint8Array(PCR_LENGTH), data);
 }
 
 /** The sections of the synthetic image with this id, in EIF order. */
@@ -52,13 +52,13 @@ export function syntheticImageSections(id: Uint8Array): { kernel: Uint8Array; cm
   };
 }
 
-/** PCR0, PCR1 and PCR2 of the synthetic image with this id. */
-export function syntheticImagePcrs(id: Uint8Array): { pcr0: Uint8Array; pcr1: Uint8Array; pcr2: Uint8Array } {
+/** PCR0, PCR1 and PCR2 of the synthetic image with this id (`hash`: which SHA-384 computes them). */
+export function syntheticImagePcrs(id: Uint8Array, hash: DeviceSha384 = nobleDeviceSha384): { pcr0: Uint8Array; pcr1: Uint8Array; pcr2: Uint8Array } {
   const { kernel, cmdline, ramdisks } = syntheticImageSections(id);
   return {
-    pcr0: extendZeroPcr(sha384(concatBytes(kernel, cmdline, ramdisks[0], ramdisks[1]))),
-    pcr1: extendZeroPcr(sha384(concatBytes(kernel, cmdline, ramdisks[0]))),
-    pcr2: extendZeroPcr(sha384(ramdisks[1])),
+    pcr0: extendZeroPcr(hash(kernel, cmdline, ramdisks[0], ramdisks[1]), hash),
+    pcr1: extendZeroPcr(hash(kernel, cmdline, ramdisks[0]), hash),
+    pcr2: extendZeroPcr(hash(ramdisks[1]), hash),
   };
 }
 
@@ -72,21 +72,21 @@ export function syntheticImageId(seed: Uint8Array | null): Uint8Array {
 }
 
 /** PCR4 for a parent instance id (one extend with its UTF-8 bytes). */
-export function parentInstancePcr(instanceId: string): Uint8Array {
-  return extendZeroPcr(new TextEncoder().encode(instanceId));
+export function parentInstancePcr(instanceId: string, hash: DeviceSha384 = nobleDeviceSha384): Uint8Array {
+  return extendZeroPcr(new TextEncoder().encode(instanceId), hash);
 }
 
 /**
  * The PCR values a boot mode sets (indices missing are zero): the image's for `enclave`, the
  * parent instance's for `enclave` and `debug`, nothing for `bare`.
  */
-export function bootModePcrs(mode: BootMode, imageId: () => Uint8Array, instanceId: string): Map<number, Uint8Array> {
+export function bootModePcrs(mode: BootMode, imageId: () => Uint8Array, instanceId: string, hash: DeviceSha384 = nobleDeviceSha384): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
   if (mode === 'bare') return out;
   if (mode === 'enclave') {
-    const { pcr0, pcr1, pcr2 } = syntheticImagePcrs(imageId());
+    const { pcr0, pcr1, pcr2 } = syntheticImagePcrs(imageId(), hash);
     out.set(0, pcr0).set(1, pcr1).set(2, pcr2);
   }
-  out.set(4, parentInstancePcr(instanceId));
+  out.set(4, parentInstancePcr(instanceId, hash));
   return out;
 }

@@ -15,6 +15,7 @@ import { PcrBank } from './pcr-bank.js';
 import { type RandomSource, SeededRandom, systemRandom } from './random.js';
 import { ATTESTATION_FIELD_MAX, defaultModuleId, instanceIdOf, parseSeed, randomInstanceId } from './boot.js';
 import { BOOT_MODES, type BootMode, bootModePcrs, syntheticImageId } from './enclave-boot.js';
+import type { DeviceSha384 } from './sha384.js';
 import { decodeRequest } from '../wire/decode-request.js';
 import { encodeResponse } from '../wire/encode-response.js';
 import type { NsmDescription, NsmRequest, NsmResponse } from '../wire/messages.js';
@@ -62,6 +63,12 @@ export interface NsmDeviceOptions {
    * typed methods also put the reason in the {@link NsmError}'s `cause`.
    */
   readonly onInternalError?: (event: InternalErrorEvent) => void;
+  /**
+   * The SHA-384 PCR extends and the boot measurements are computed with (default @noble/hashes,
+   * pure JS). The bytes are the same whichever is used; a native one (nsm-emulator/node's
+   * `nodeDeviceSha384`, node:crypto) only makes a device cheaper to start.
+   */
+  readonly sha384?: DeviceSha384;
 }
 
 /** Why the device answered `InternalError` to one request. */
@@ -112,7 +119,7 @@ export class NsmDevice implements Nsm {
   readonly moduleId: string;
   /** The device clock, in milliseconds since the Unix epoch (documents' timestamp). */
   readonly clock: () => number;
-  private readonly bank = new PcrBank();
+  private readonly bank: PcrBank;
   private readonly bootPcrs: ReadonlyMap<number, Uint8Array>;
   private readonly seed: Uint8Array | null;
   private readonly streams: SeededRandom[] = [];
@@ -147,6 +154,8 @@ export class NsmDevice implements Nsm {
     if (options.instanceId !== undefined && (typeof options.instanceId !== 'string' || options.instanceId === '')) {
       throw new TypeError('instanceId must be a non-empty string');
     }
+    if (options.sha384 !== undefined && typeof options.sha384 !== 'function') throw new TypeError('sha384 must be a function (...parts: Uint8Array[]) => Uint8Array');
+    this.bank = new PcrBank(options.sha384);
     this.clock = options.clock ?? Date.now;
     this.seed = options.seed === undefined ? null : parseSeed(options.seed);
     this.randomSource = this.stream('get-random');
@@ -172,7 +181,7 @@ export class NsmDevice implements Nsm {
     }
     // The image id is drawn only when needed, from its own stream (not part of the device state).
     const seed = this.seed;
-    const pcrs = bootModePcrs(mode, () => syntheticImageId(seed), instanceId);
+    const pcrs = bootModePcrs(mode, () => syntheticImageId(seed), instanceId, options.sha384);
     for (const [i, v] of normalizeBootPcrs(options.pcrs)) pcrs.set(i, v);
     this.bootPcrs = pcrs;
     this.bank.boot(this.bootPcrs);

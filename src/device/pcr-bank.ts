@@ -5,7 +5,7 @@
  * go on; {@link PcrBank.boot} is the only way back to unlocked.
  * @module
  */
-import { sha384 } from '@noble/hashes/sha2.js';
+import { type DeviceSha384, nobleDeviceSha384 } from './sha384.js';
 import { BOOT_LOCKED_PCRS, MAX_PCRS, PCR_LENGTH } from './limits.js';
 
 export interface PcrValue {
@@ -14,9 +14,9 @@ export interface PcrValue {
   readonly data: Uint8Array;
 }
 
-/** `SHA-384(pcr || data)`: the extend operation on its own. */
-export function extendDigest(pcr: Uint8Array, data: Uint8Array): Uint8Array {
-  return sha384.create().update(pcr).update(data).digest();
+/** `SHA-384(pcr || data)`: the extend operation on its own (`hash`: which SHA-384 computes it). */
+export function extendDigest(pcr: Uint8Array, data: Uint8Array, hash: DeviceSha384 = nobleDeviceSha384): Uint8Array {
+  return hash(pcr, data);
 }
 
 export class PcrBank {
@@ -24,6 +24,9 @@ export class PcrBank {
   private readonly values = new Uint8Array(MAX_PCRS * PCR_LENGTH);
   private readonly locks = new Array<boolean>(MAX_PCRS).fill(false);
   private lockChanges = 0;
+
+  /** @param hash the SHA-384 extends are computed with (default @noble/hashes; same bytes either way) */
+  constructor(private readonly hash: DeviceSha384 = nobleDeviceSha384) {}
 
   /** Changes whenever the set of locked registers may have changed (for caching DescribeNSM). */
   get lockGeneration(): number {
@@ -59,7 +62,7 @@ export class PcrBank {
 
   /** Extends register `i`, which the caller has checked is in range and unlocked. */
   extend(i: number, data: Uint8Array): Uint8Array {
-    const next = extendDigest(this.view(i), data);
+    const next = extendDigest(this.view(i), data, this.hash);
     this.values.set(next, i * PCR_LENGTH);
     return next;
   }

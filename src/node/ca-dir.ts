@@ -10,7 +10,7 @@
  * accepted and ignored (their files are not read).
  * @module
  */
-import { type KeyObject, createECDH, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { type KeyObject, createECDH, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { InputTooLargeError, readFileBounded } from './bounded-read.js';
 import { PrivateFileError, checkTargets, ensurePrivateDir, writeFileExclusive } from './private-files.js';
 import { isAbsolute, join } from 'node:path';
@@ -182,6 +182,9 @@ export function nodeCryptoBackend(): P384Backend {
       const ecdh = createECDH('secp384r1');
       ecdh.setPrivateKey(privateKey);
       return new Uint8Array(ecdh.getPublicKey());
+    },
+    hmacSha384(key, message) {
+      return new Uint8Array(createHmac('sha384', key).update(message).digest());
     },
     async verify(publicKey, message, signature) {
       try {

@@ -10,6 +10,7 @@ export { buildNative, nativeDir, defaultNativeCacheDir, NativeBuildError, type N
 export { buildSupervisor, probeSupervisor, supervisorCommand, SUPERVISOR_PROGRAM, type SupervisorProbe } from './supervisor.js';
 export { shimEnvironment } from './shim-env.js';
 export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
+export { nodeDeviceSha384 } from './device-hash.js';
 export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js';
 export { loadCaDir, writeCaDir, readCaDirPem, attesterFromCaDir, nodeAttester, nodeCryptoBackend, caManifest, caModuleSource, CaDirError, CA_MANIFEST_FORMAT, CA_WARNING, type CaManifest } from './ca-dir.js';
 export { InspectorServer, InspectorServerError, type InspectorServerOptions } from './inspector-server.js';
