@@ -9,7 +9,7 @@ import { NsmDevice, parseCertificate, testCaFromPem } from '../src/index.js';
 import { COMMITTED_CA_PEM } from '../src/attestation/committed-ca.js';
 import { chainSchedule } from '../src/attestation/chain-schedule.js';
 import { nobleBackend } from '../src/attestation/p384.js';
-import { nodeCryptoBackend } from '../src/node/ca-dir.js';
+import { nodeCryptoBackend } from '../src/node/crypto-backend.js';
 import { nodeDeviceSha384 } from '../src/node/device-hash.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

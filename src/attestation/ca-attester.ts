@@ -11,6 +11,7 @@
 import type { AttestationInput, Attester, AttesterEnv, AttesterFactory } from '../device/attester.js';
 import { ChainIssuer, cabundleOf } from './chain-issuer.js';
 import type { IssuedCert } from './chain-profile.js';
+import type { ChainStore } from './chain-store.js';
 import { type PayloadMapForm, PayloadEncoder, encodeCoseSign1, sigStructure } from './document.js';
 import { type P384Backend, type P384BackendChoice, selectBackend } from './p384.js';
 import type { TestCa } from './test-ca.js';
@@ -23,6 +24,12 @@ export interface CaAttesterOptions {
    * A backend object can be given too (Node's `nodeCryptoBackend()` signs synchronously).
    */
   readonly crypto?: P384BackendChoice;
+  /**
+   * Keeps the derived intermediate certificates (regional, zonal, instance) across processes, so
+   * a new process need not sign them again (see chain-store.ts: entries are checked, and the
+   * documents are the same with or without a store). Default: none (made in memory per process).
+   */
+  readonly chainStore?: ChainStore;
 }
 
 /** The attester behind one device. */
@@ -39,7 +46,7 @@ export class CaAttester implements Attester {
     private readonly options: CaAttesterOptions = {},
   ) {
     this.backend = selectBackend(options.crypto ?? 'auto', env.random);
-    this.issuer = new ChainIssuer(ca, this.backend, env.random);
+    this.issuer = new ChainIssuer(ca, this.backend, env.random, options.chainStore);
   }
 
   attest(input: AttestationInput): Promise<Uint8Array> {

@@ -21,6 +21,7 @@ import {
   splitModuleId,
 } from './chain-profile.js';
 import { chainSchedule } from './chain-schedule.js';
+import type { ChainStore } from './chain-store.js';
 import type { P384Backend } from './p384.js';
 import type { TestCa } from './test-ca.js';
 
@@ -40,6 +41,8 @@ export class ChainIssuer {
     private readonly ca: TestCa,
     private readonly backend: P384Backend,
     private readonly random: RandomSource,
+    /** Where the intermediates are kept across processes (chain-store.ts), if anywhere. */
+    private readonly store?: ChainStore,
   ) {}
 
   /**
@@ -71,7 +74,7 @@ export class ChainIssuer {
     }
     const { instanceId, enclaveId } = splitModuleId(moduleId);
     const region = this.ca.region;
-    const [instance, key] = await Promise.all([chainSchedule(this.ca).instanceAt(instanceId, now, this.backend), this.backend.generate(this.random)]);
+    const [instance, key] = await Promise.all([chainSchedule(this.ca).instanceAt(instanceId, now, this.backend, this.store), this.backend.generate(this.random)]);
     const leaf = await issueCertificate(
       {
         level: 'leaf',

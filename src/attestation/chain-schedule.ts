@@ -29,11 +29,13 @@ import {
   type IssuedCert,
   LIFETIME_SECONDS,
   RANDOM_SERIAL_BYTES,
+  draftCertificate,
+  finishDraft,
   instanceName,
-  issueCertificate,
   regionalName,
   zonalName,
 } from './chain-profile.js';
+import { type ChainStore, chainEntryMacInput, decodeChainEntry, encodeChainEntry, sameMac } from './chain-store.js';
 import { type P384Backend, P384Key, nobleBackend } from './p384.js';
 import type { TestCa } from './test-ca.js';
 
@@ -82,6 +84,7 @@ const FRACTION_LIMIT = 1024;
 /** The derived intermediates of one CA (cached per CA object). */
 export class ChainSchedule {
   private master: Uint8Array | null = null;
+  private rootId: string | null = null;
   /** HMAC-SHA-384 keyed with the master secret, cloned for each pure-JS derivation (the key's blocks are hashed once). */
   private keyed: ReturnType<typeof hmac.create> | null = null;
   private readonly cache = new Map<string, Promise<IssuedCert>>();
@@ -90,21 +93,25 @@ export class ChainSchedule {
 
   constructor(private readonly ca: TestCa) {}
 
+  /** HMAC-SHA-384 through the backend's native HMAC when it has one, else @noble/hashes. */
+  private mac(key: Uint8Array, message: Uint8Array, backend?: P384Backend): Uint8Array {
+    return backend?.hmacSha384 ? backend.hmacSha384(key, message) : hmac(sha384, key, message);
+  }
+
   /**
    * `n` bytes for `label`: HMAC-SHA-384(master, label#0) || HMAC(master, label#1) ..., where
    * master = HMAC-SHA-384(root private key, "nsm-emulator intermediates v1"). Through the
    * backend's native HMAC when it has one, else @noble/hashes: the bytes are the same.
    */
   private derive(label: string, n: number, backend?: P384Backend): Uint8Array {
-    const mac = backend?.hmacSha384?.bind(backend);
-    this.master ??= mac ? mac(this.ca.root.key.privateKey, utf8(MASTER_LABEL)) : hmac(sha384, this.ca.root.key.privateKey, utf8(MASTER_LABEL));
+    const master = this.masterKey(backend);
     const out: Uint8Array[] = [];
     for (let i = 0; out.length * 48 < n; i++) {
       const message = utf8(`${label}#${i}`);
-      if (mac) {
-        out.push(mac(this.master, message));
+      if (backend?.hmacSha384) {
+        out.push(backend.hmacSha384(master, message));
       } else {
-        this.keyed ??= hmac.create(sha384, this.master);
+        this.keyed ??= hmac.create(sha384, master);
         out.push(this.keyed.clone().update(message).digest());
       }
     }
@@ -139,28 +146,43 @@ export class ChainSchedule {
     return this.slotStart(schedule, span, k0, backend) <= x ? k0 : k0 - 1;
   }
 
-  /** The regional certificate in use at `x` (seconds), signed through `backend`. */
-  regionalAt(x: number, backend: P384Backend): Promise<IssuedCert> {
+  /**
+   * The regional certificate in use at `x` (seconds), signed through `backend`; with a `store`,
+   * taken from it when it holds a valid entry, else made and put there (chain-store.ts).
+   */
+  regionalAt(x: number, backend: P384Backend, store?: ChainStore): Promise<IssuedCert> {
     const { lag, span } = CHAIN_CADENCE.regional;
     const k = this.latestSlot('regional', span, x - lag, backend);
-    return this.issue('regional', `regional/${k}`, this.slotStart('regional', span, k, backend), backend, async () => this.ca.root);
+    return this.issue('regional', `regional/${k}`, this.slotStart('regional', span, k, backend), backend, store, async () => this.ca.root);
   }
 
   /** The zonal certificate in use at `x` (seconds). */
-  zonalAt(x: number, backend: P384Backend): Promise<IssuedCert> {
+  zonalAt(x: number, backend: P384Backend, store?: ChainStore): Promise<IssuedCert> {
     const { lag, span } = CHAIN_CADENCE.zonal;
     const k = this.latestSlot('zonal', span, x - lag, backend);
     const start = this.slotStart('zonal', span, k, backend);
-    return this.issue('zonal', `zonal/${k}`, start, backend, () => this.regionalAt(start, backend));
+    return this.issue('zonal', `zonal/${k}`, start, backend, store, () => this.regionalAt(start, backend, store));
   }
 
   /** The certificate of parent instance `instanceId` in use at `x` (seconds). */
-  instanceAt(instanceId: string, x: number, backend: P384Backend): Promise<IssuedCert> {
+  instanceAt(instanceId: string, x: number, backend: P384Backend, store?: ChainStore): Promise<IssuedCert> {
     const { lag, span } = CHAIN_CADENCE.instance;
     const schedule = `instance/${instanceId}`;
     const k = this.latestSlot(schedule, span, x - lag, backend);
     const start = this.slotStart(schedule, span, k, backend);
-    return this.issue('instance', `${schedule}/${k}`, start, backend, () => this.zonalAt(start, backend), instanceId);
+    return this.issue('instance', `${schedule}/${k}`, start, backend, store, () => this.zonalAt(start, backend, store), instanceId);
+  }
+
+  /** `<signer kind>/<root id>/<region>/`: what store keys of this CA start with. */
+  private storePrefix(backend: P384Backend): string {
+    // The root id binds entries to this root certificate (not only its key).
+    this.rootId ??= bytesToHex(this.mac(this.masterKey(backend), concatBytes(utf8('store/root\0'), this.ca.root.der), backend).subarray(0, 16));
+    return `${backend.deterministic ? 'rfc6979' : 'random'}/${this.rootId}/${this.ca.region}/`;
+  }
+
+  private masterKey(backend?: P384Backend): Uint8Array {
+    this.master ??= this.mac(this.ca.root.key.privateKey, utf8(MASTER_LABEL), backend);
+    return this.master;
   }
 
   private issue(
@@ -168,6 +190,7 @@ export class ChainSchedule {
     label: string,
     start: number,
     backend: P384Backend,
+    store: ChainStore | undefined,
     issuerOf: () => Promise<IssuedCert>,
     instanceId = '',
   ): Promise<IssuedCert> {
@@ -179,14 +202,39 @@ export class ChainSchedule {
     p = (async () => {
       const issuer = await issuerOf();
       const region = this.ca.region;
-      const scalar = (toBigInt(this.derive(`${label}/key`, 64, backend)) % (N - 1n)) + 1n;
-      const key = await P384Key.derive(toBytes(scalar, 48), backend);
+      const privateKey = toBytes((toBigInt(this.derive(`${label}/key`, 64, backend)) % (N - 1n)) + 1n, 48);
       const serial = this.derive(`${label}/serial`, RANDOM_SERIAL_BYTES[level], backend);
       const id = bytesToHex(this.derive(`${label}/name`, 8, backend));
       const name = level === 'regional' ? regionalName(id, region) : level === 'zonal' ? zonalName(id, region) : instanceName(instanceId, region);
       const notBefore = Math.max(start, issuer.notBefore);
       const notAfter = Math.min(start + LIFETIME_SECONDS[level], issuer.notAfter);
-      return issueCertificate({ level, name, key, issuer, serial, notBefore, notAfter, region }, backend);
+      const request = (key: P384Key) => ({ level, name, key, issuer, serial, notBefore, notAfter, region });
+      // Only the regional and zonal certificates go to the store: every device of the CA shares
+      // them, while an instance certificate belongs to one parent instance (usually a random id).
+      if (!store || level === 'instance') {
+        const draft = draftCertificate(request(await P384Key.derive(privateKey, backend)));
+        return finishDraft(draft, await backend.sign(draft.signingKey, draft.tbs), issuer);
+      }
+      const storeKey = this.storePrefix(backend) + label;
+      const macKey = this.derive('store/mac', 48, backend);
+      const entry = decodeChainEntry(await Promise.resolve(store.get(storeKey)).catch(() => null));
+      if (entry) {
+        // The TBSCertificate is rebuilt here, never read; the MAC says the stored public key and
+        // signature were made for exactly it, from this root.
+        const draft = draftCertificate(request(new P384Key(privateKey, entry.publicKey.slice())));
+        const signature = entry.signature.slice();
+        if (sameMac(entry.mac, this.mac(macKey, chainEntryMacInput(storeKey, draft.tbs, signature), backend))) return finishDraft(draft, signature, issuer);
+      }
+      const key = await P384Key.derive(privateKey, backend);
+      const draft = draftCertificate(request(key));
+      const signature = await backend.sign(draft.signingKey, draft.tbs);
+      if (signature.length === 96) {
+        const mac = this.mac(macKey, chainEntryMacInput(storeKey, draft.tbs, signature), backend);
+        await Promise.resolve()
+          .then(() => store.put(storeKey, encodeChainEntry({ mac, publicKey: key.publicKey, signature })))
+          .catch(() => undefined);
+      }
+      return finishDraft(draft, signature, issuer);
     })();
     this.cache.set(cacheKey, p);
     p.catch(() => this.cache.delete(cacheKey));

@@ -20,6 +20,7 @@ export {
 } from './test-ca.js';
 export { ChainIssueError } from './chain-issuer.js';
 export { CHAIN_CADENCE, intermediatesAt } from './chain-schedule.js';
+export { CHAIN_ENTRY_SIZE, type ChainStore } from './chain-store.js';
 export { LIFETIME_SECONDS, LEAF_BACKDATE_SECONDS, TEST_ROOT_CN, type IssuedCert, type ChainLevel } from './chain-profile.js';
 export { makeAttestationDocument, type DocumentValues } from './make-document.js';
 export {

@@ -13,7 +13,7 @@ import { NsmDeviceGoneError } from '../device/faults.js';
 import { CaDirError, attesterFromCaDir, nodeAttester } from '../node/ca-dir.js';
 import { encodeRequest } from '../wire/encode-request.js';
 import { decodeResponse } from '../wire/decode-response.js';
-import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
+import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, cliChainStore, deviceOptionsFromFlags } from './boot-options.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseHex, parsePcr, toHex, parseFlags } from './parse.js';
 import { readInput, writeOutput } from './files.js';
@@ -87,7 +87,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const options = await deviceOptionsFromFlags(boot as BootFlags, { io, command: 'attest' });
   let attester;
   try {
-    attester = ca === undefined ? nodeAttester(undefined, { payloadMap }) : await attesterFromCaDir(ca, { payloadMap });
+    const chainStore = cliChainStore({ io, command: 'attest' });
+    attester = ca === undefined ? nodeAttester(undefined, { payloadMap, chainStore }) : await attesterFromCaDir(ca, { payloadMap, chainStore });
   } catch (e) {
     if (e instanceof CaDirError) throw new UsageError(`--ca '${ca}': ${e.message}`);
     throw e;

@@ -9,6 +9,8 @@ import { parsePcr, parseTime } from './parse.js';
 import { type CliIo, UsageError } from './io.js';
 import { ttyProgress } from './progress.js';
 import { nodeDeviceSha384 } from '../node/device-hash.js';
+import { CHAIN_CACHE_ENV, defaultChainCacheDir, fileChainStore } from '../node/chain-cache.js';
+import type { ChainStore } from '../attestation/chain-store.js';
 
 /** Flag definitions in node:util parseArgs form. */
 export const BOOT_OPTION_SPEC = {
@@ -148,10 +150,33 @@ export async function deviceOptionsFromFlags(flags: BootFlags, cli?: { io: CliIo
   // The CLI signs through node:crypto (noble when seeded, for RFC 6979 determinism).
   const { attesterFromCaDir, nodeAttester, CaDirError } = await import('../node/ca-dir.js');
   try {
-    options.attester = flags.ca !== undefined ? await attesterFromCaDir(flags.ca) : nodeAttester();
+    const chainStore = cliChainStore(cli);
+    options.attester = flags.ca !== undefined ? await attesterFromCaDir(flags.ca, { chainStore }) : nodeAttester(undefined, { chainStore });
   } catch (e) {
     if (e instanceof CaDirError) throw new UsageError(`--ca '${flags.ca}': ${e.message}`);
     throw e;
   }
   return options;
+}
+
+/**
+ * The CLI's cache of derived intermediate certificates (src/node/chain-cache.ts), as
+ * NSM_EMULATOR_CHAIN_CACHE says: unset or empty, the default directory
+ * (~/.cache/nsm-emulator/chain); `off`, no cache; an absolute path, that directory. A problem
+ * with the cache is reported once on standard error and the command goes on without it.
+ */
+export function cliChainStore(cli?: { io: CliIo; command: string }, env: NodeJS.ProcessEnv = process.env): ChainStore | undefined {
+  const setting = env[CHAIN_CACHE_ENV] ?? '';
+  if (setting === 'off') return undefined;
+  if (setting !== '' && !setting.startsWith('/')) {
+    throw new UsageError(`${CHAIN_CACHE_ENV}='${setting}': expected 'off' or an absolute directory path`);
+  }
+  let told = false;
+  return fileChainStore(setting || defaultChainCacheDir(env), {
+    onError: (e) => {
+      if (told || !cli) return;
+      told = true;
+      cli.io.stderr.write(`nsm-emulator ${cli.command}: certificate cache not used: ${e.message} (${CHAIN_CACHE_ENV}=off turns it off)\n`);
+    },
+  });
 }

@@ -8,9 +8,9 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultCacheDir } from './cache-dir.js';
 
 /** What to build: one C file into a shared library or an executable. */
 export interface NativeProgram {
@@ -50,21 +50,9 @@ export function nativeDir(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
 }
 
-/** The default cache directory for this user. */
+/** The default cache directory for this user (see cache-dir.ts). */
 export function defaultNativeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env['XDG_CACHE_HOME'];
-  if (xdg && xdg.startsWith('/')) return join(xdg, 'nsm-emulator');
-  const home = env['HOME'] || safeHomedir();
-  if (home) return join(home, '.cache', 'nsm-emulator');
-  return join(tmpdir(), `nsm-emulator-${process.getuid?.() ?? 'user'}`);
-}
-
-function safeHomedir(): string {
-  try {
-    return homedir();
-  } catch {
-    return '';
-  }
+  return defaultCacheDir(env);
 }
 
 /** The local headers (`#include "x.h"`, found in native/) a source uses, with their contents. */

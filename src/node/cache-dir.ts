@@ -1,0 +1,25 @@
+/**
+ * The per-user cache directory (Node only): $XDG_CACHE_HOME/nsm-emulator, else
+ * ~/.cache/nsm-emulator, else a per-user name in the temporary directory. Built native helpers
+ * (native-build.ts) and derived certificates (chain-cache.ts) live below it.
+ * @module
+ */
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The default cache directory for this user. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env['XDG_CACHE_HOME'];
+  if (xdg && xdg.startsWith('/')) return join(xdg, 'nsm-emulator');
+  const home = env['HOME'] || safeHomedir();
+  if (home) return join(home, '.cache', 'nsm-emulator');
+  return join(tmpdir(), `nsm-emulator-${process.getuid?.() ?? 'user'}`);
+}
+
+function safeHomedir(): string {
+  try {
+    return homedir();
+  } catch {
+    return '';
+  }
+}
