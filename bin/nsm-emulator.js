@@ -4,10 +4,12 @@
 // bundle with its esbuild, when installed) when it is missing or older than src/, so
 // `npx nsm-emulator` works right after `npm install` with no build step.
 //
-// The CLI runs from dist/cli/nsm-emulator.cjs, the bundle `npm run build` makes, compiled with
-// its V8 code cache (see scripts/build-cli.js), so a command starts nearly as fast as Node
-// itself; without a current bundle it runs dist/cli/main.js module by module. This file is
-// CommonJS (bin/package.json) because a CommonJS entry point starts a few milliseconds sooner.
+// The CLI runs from dist/cli/nsm-emulator.cjs, the bundle `npm run build` makes (or, for the most
+// used commands, the command's own smaller bundle in dist/cli/commands/), compiled with its V8
+// code cache (see scripts/build-cli.js), so a command starts nearly as fast as Node itself;
+// without a current bundle (or with NSM_EMULATOR_DEBUG set) it runs dist/cli/main.js module by
+// module. This file is CommonJS (bin/package.json) because a CommonJS entry point starts a few
+// milliseconds sooner.
 'use strict';
 const { existsSync, readFileSync, readdirSync, statSync } = require('node:fs');
 const { dirname, join } = require('node:path');
@@ -58,23 +60,42 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 
-/** The bundle's main, when the bundle is at least as new as the per-file build; else null. */
+/**
+ * The main of the bundle to run: the command's own bundle (dist/cli/commands/<name>.cjs, made
+ * for the most used commands) or the full one, when at least as new as the per-file build; else null.
+ */
 function bundledMain() {
-  // Debugging: the per-file build, whose stack traces name dist/ files and lines (the bundle is minified).
+  // Debugging: the per-file build, whose stack traces name dist/ files and lines (the bundles are minified).
   if (process.env.NSM_EMULATOR_DEBUG) return null;
-  if (!existsSync(bundle) || statSync(bundle).mtimeMs < statSync(entry).mtimeMs) return null;
+  const built = statSync(entry).mtimeMs;
+  const name = process.argv[2];
+  const own = name !== undefined && /^[a-z][a-z-]*$/.test(name) ? `${root}/dist/cli/commands/${name}.cjs` : null;
+  for (const file of own ? [own, bundle] : [bundle]) {
+    let st;
+    try {
+      st = statSync(file);
+    } catch {
+      continue;
+    }
+    if (st.mtimeMs >= built) return runBundle(file);
+  }
+  return null;
+}
+
+/** Compiles a bundle with its V8 code cache and returns its main. */
+function runBundle(file) {
   const vm = require('node:vm');
   let cachedData;
   try {
-    cachedData = readFileSync(`${bundle}.v8cache`);
+    cachedData = readFileSync(`${file}.v8cache`);
   } catch {
     // No cache: compile.
   }
   // Same wrapper as scripts/build-cli.js: a code cache is valid for one exact source text.
-  const code = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`;
-  const script = new vm.Script(code, { filename: bundle, cachedData });
+  const code = `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`;
+  const script = new vm.Script(code, { filename: file, cachedData });
   const module = { exports: {} };
-  script.runInThisContext()(module.exports, require('node:module').createRequire(bundle), module, bundle, dirname(bundle));
+  script.runInThisContext()(module.exports, require('node:module').createRequire(file), module, file, dirname(file));
   return module.exports.main;
 }
 

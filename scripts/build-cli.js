@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The last step of `npm run build`: bundles the CLI (dist/cli/main.js, as tsc wrote it, and
 // everything it loads) into one CommonJS file, dist/cli/nsm-emulator.cjs, and writes a V8 code
-// cache for it, dist/cli/nsm-emulator.cjs.v8cache. bin/nsm-emulator.js runs the bundle with that
+// cache for it, dist/cli/nsm-emulator.cjs.v8cache; likewise one bundle per frequent command in
+// dist/cli/commands/. bin/nsm-emulator.js runs the bundle with that
 // cache: one file to read and little to compile is most of what makes a command start fast
 // (Node 20 has no compile cache of its own for modules). The cache is made after running
 // `--help` (which loads every command) and a few common commands against output sinks, so the
 // functions they use are compiled already; V8 rejects it when its version or flags differ, and
 // the bundle is then simply compiled. The library itself stays one module per
 // file in dist/ (the package's exports); only the CLI is bundled.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -26,20 +28,27 @@ try {
   process.stderr.write(`build-cli: esbuild (a devDependency) is not installed (${e.code ?? e.message}); the CLI is not bundled\n`);
   rmSync(out, { force: true });
   rmSync(`${out}.v8cache`, { force: true });
+  rmSync(join(root, 'dist', 'cli', 'commands'), { recursive: true, force: true });
   process.exit(0);
 }
 
-await build({
-  entryPoints: [join(root, 'dist', 'cli', 'main.js')],
-  outfile: out,
+// The commands people start most often also get a bundle of their own,
+// dist/cli/commands/<name>.cjs: only that command's code, so there is less to read and
+// deserialize (bin/nsm-emulator.js picks it when it is current). Every other command, the help
+// and --version run from the full bundle.
+const FAST_COMMANDS = ['attest', 'rpc', 'verify', 'describe-eif', 'pcr'];
+const commandsDir = join(root, 'dist', 'cli', 'commands');
+rmSync(commandsDir, { recursive: true, force: true });
+
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
   // The one use of import.meta (finding native/ from dist/node/) sees the bundle's own URL;
-  // dist/cli/ is as deep as dist/node/, so the relative path still holds.
+  // dist/cli/ is as deep as dist/node/, so the relative path still holds (and dist/cli/commands/
+  // is given its own depth below).
   define: { 'import.meta.url': '__bundleUrl' },
-  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'none',
   // Whitespace, comments and redundant syntax out (names are kept): a third less source to read
   // and scan on every start. NSM_EMULATOR_DEBUG=1 runs the per-file build instead
@@ -47,25 +56,62 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
+};
+const banner = (up) => ({
+  js: `'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(up)}, '__bundle.js')).href;`,
 });
 
-// Warm and save the code cache.
-const source = readFileSync(out, 'utf8');
-const script = new vm.Script(wrapCommonJs(source), { filename: out });
-const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(pathToFileURL(out)), module, out, dirname(out));
+await build({ ...common, entryPoints: [join(root, 'dist', 'cli', 'main.js')], outfile: out, banner: banner('.') });
+for (const name of FAST_COMMANDS) {
+  await build({
+    ...common,
+    stdin: {
+      contents:
+        `import { command } from './${name}.js';\nimport { runCommand } from './run-command.js';\nimport { processIo } from './io.js';\n` +
+        'export function main(argv, io = processIo()) { return runCommand(argv[0], command, argv.slice(1), io); }\n',
+      resolveDir: join(root, 'dist', 'cli'),
+      sourcefile: `${name}-entry.js`,
+    },
+    outfile: join(commandsDir, `${name}.cjs`),
+    banner: banner('..'),
+  });
+}
+
+// Warm and save the code caches, running the commands against output sinks with the certificate
+// cache off (a build writes nothing outside dist/).
+process.env.NSM_EMULATOR_CHAIN_CACHE = 'off';
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 const io = (input = '') => ({ stdin: Readable.from([input]), stdout: sink(), stderr: sink() });
-const { main } = module.exports;
-await main(['--help'], io());
-// Common commands once each, so the functions they run are in the cache too (output discarded).
-await main(['attest', '--nonce', '00'], io());
-await main(['rpc'], io('6b44657363726962654e534d\n'));
-await main(['pcr', '--parent-id', 'i-1234567890abcdef0'], io());
-rmSync(`${out}.v8cache`, { force: true });
-writeFileSync(`${out}.v8cache`, script.createCachedData());
+const work = mkdtempSync(join(tmpdir(), 'nsm-build-cli-'));
+try {
+  const doc = join(work, 'doc.cbor');
+  const eif = join(root, 'vectors', 'eif', 'synthetic', 'v4_signed.eif');
+  const runs = {
+    attest: [['attest', '--nonce', '00'], ['attest', '--nonce', '00', '--out', doc]],
+    rpc: [['rpc']],
+    verify: [['verify', doc, '--root', 'test']],
+    'describe-eif': existsSync(eif) ? [['describe-eif', '--eif-path', eif]] : [['describe-eif', '--help']],
+    pcr: [['pcr', '--parent-id', 'i-1234567890abcdef0']],
+  };
+  // The full bundle: --help (which loads every command) and the common commands once each.
+  await warm(out, [['--help'], ...runs.attest, ...runs.rpc, ...runs.pcr]);
+  for (const name of FAST_COMMANDS) await warm(join(commandsDir, `${name}.cjs`), runs[name]);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
 
-/** The function wrapper bin/nsm-emulator.js compiles the bundle with (a cache is valid for one exact source). */
+/** Runs `file`'s main with each argument list, then writes its code cache beside it. */
+async function warm(file, runList) {
+  const source = readFileSync(file, 'utf8');
+  const script = new vm.Script(wrapCommonJs(source), { filename: file });
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(pathToFileURL(file)), module, file, dirname(file));
+  for (const argv of runList) await module.exports.main(argv, io(argv[0] === 'rpc' ? '6b44657363726962654e534d\n' : ''));
+  rmSync(`${file}.v8cache`, { force: true });
+  writeFileSync(`${file}.v8cache`, script.createCachedData());
+}
+
+/** The function wrapper bin/nsm-emulator.js compiles a bundle with (a cache is valid for one exact source). */
 function wrapCommonJs(code) {
   return `(function (exports, require, module, __filename, __dirname) {${code}\n})`;
 }
