@@ -114,6 +114,28 @@ describe('the PCR2 worker thread', () => {
     }
   });
 
+  it('with blocks of several reads (files over 64 GiB: at most 65536 blocks), the split CRC is still zlib\'s', async () => {
+    const ranges = appRanges(bytes);
+    const fd = openSync(path, 'r');
+    try {
+      // ~8.3 MiB in at most 6 blocks: 2 MiB each, two reads per block; two lie inside the first app ramdisk.
+      const w = startPcr2Worker(fd, ranges, bytes.length, nodeCrc32, { maxCrcBlocks: 6 });
+      expect(w.crcBlock).toBe(2 * CRC_BLOCK);
+      await new Promise((r) => setTimeout(r, 300));
+      for (let o = 0; o < bytes.length; o += 65_536) {
+        if (o === 0) w.crc.update(bytes.subarray(0, 544), 0);
+        const from = Math.max(o, 548);
+        w.crc.update(bytes.subarray(from, Math.min(o + 65_536, bytes.length)), from);
+      }
+      expect(await w.crc.result()).toBe(fileCrc(bytes));
+      expect(hex(await w.result())).toBe(hex(sha384(...app)));
+      expect(w.workerCrcBytes).toBe(2 * 2 * CRC_BLOCK);
+      await w.stop();
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('when its result is needed before it started, this thread does the work itself', async () => {
     const ranges = appRanges(bytes);
     const fd = openSync(path, 'r');

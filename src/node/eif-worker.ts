@@ -3,7 +3,7 @@
  * from different starting states, so one thread needs two SHA-384 passes over it. Here a worker
  * thread reads PCR2's byte ranges itself, through the same file descriptor (positional reads:
  * nothing is copied between the threads), and hashes them, while the reading thread hashes
- * PCR0 and PCR1. The CRC-32 of the image is shared out in blocks of {@link CRC_BLOCK} bytes:
+ * PCR0 and PCR1. The CRC-32 of the image is shared out in blocks of {@link CRC_BLOCK} bytes (larger past 64 GiB):
  * each block inside PCR2's ranges goes to whichever thread reaches it first (one atomic
  * compare-and-swap per block), so the thread that is ahead takes more of the CRC and both end
  * at about the same time, whatever the worker's start-up delay or the load on the other core.
@@ -22,8 +22,12 @@ import { Worker } from 'node:worker_threads';
 import { type Crc32Accumulator, type Crc32Function, crc32Combine } from '../eif/crc32.js';
 import type { EifByteRange } from '../eif/measure.js';
 
-/** Bytes per CRC block, and per read on the worker (the reading thread reads blocks of the same size). */
+/** Bytes per CRC block (more for files over {@link MAX_CRC_BLOCKS} MiB, so the claim table stays small). */
 export const CRC_BLOCK = 1 << 20;
+/** At most this many CRC blocks (the shared claim and CRC tables are 4 bytes per block each). */
+export const MAX_CRC_BLOCKS = 1 << 16;
+/** Bytes per read on the worker (the reading thread's reads are as large and as aligned). */
+const READ_SIZE = 1 << 20;
 /** How long the reading thread waits for a running worker that makes no progress before giving up on it. */
 export const WORKER_STALL_TIMEOUT_MS = 30_000;
 
@@ -51,14 +55,14 @@ const BY_READER = 1;
 const BY_WORKER = 2;
 
 // The worker: claims the job (IDLE -> RUNNING unless the reading thread took it back), reads
-// each range in blocks aligned to CRC_BLOCK, computes the CRC of every whole block it claims
-// first, hashes everything, then posts the digest. Dynamic imports, so the source runs whether
+// each range in pieces of at most READ_SIZE aligned to it, computes the CRC of every whole block
+// it claims first, hashes everything, then posts the digest. Dynamic imports, so the source runs whether
 // Node evaluates it as CommonJS or as a module (require when there is one: it starts sooner); it
 // stops early when told the job was abandoned.
 const WORKER_SOURCE = `
 const load = typeof require === 'function' ? (m) => Promise.resolve(require(m)) : (m) => import(m);
 Promise.all([load('node:worker_threads'), load('node:fs'), load('node:crypto'), load('node:zlib')]).then(([{ workerData, parentPort }, fs, { createHash }, zlib]) => {
-  const { fd, ranges, block, control, claims } = workerData;
+  const { fd, ranges, block, read, control, claims } = workerData;
   const [STATE, PROGRESS, CRC_BLOCKS, IDLE, RUNNING, ABANDONED, DONE, BY_WORKER] = workerData.layout;
   const c = new Int32Array(control);
   const claim = new Int32Array(claims);
@@ -67,22 +71,32 @@ Promise.all([load('node:worker_threads'), load('node:fs'), load('node:crypto'), 
   try {
     const crc32 = typeof zlib.crc32 === 'function' ? zlib.crc32 : null;
     const h = createHash('sha384');
-    const buf = new Uint8Array(block);
+    const buf = new Uint8Array(read);
     for (const [offset, length] of ranges) {
       const end = offset + length;
+      let mine = false;
+      let crc = 0;
       for (let pos = offset; pos < end; ) {
         if (Atomics.load(c, STATE) === ABANDONED) return;
         const b = Math.floor(pos / block);
-        const n = Math.min(end, (b + 1) * block) - pos;
+        if (pos === b * block) {
+          // A block starts: it is ours if it lies wholly in this range and we are first to it.
+          mine = crc32 !== null && (b + 1) * block <= end && Atomics.compareExchange(claim, b, 0, BY_WORKER) === 0;
+          crc = 0;
+        }
+        const n = Math.min(end, (Math.floor(pos / read) + 1) * read) - pos;
         for (let got = 0; got < n; ) {
           const r = fs.readSync(fd, buf, got, n - got, pos + got);
           if (r === 0) throw new Error('the file ends at byte ' + (pos + got) + ', inside the ramdisk data at ' + offset + ' to ' + end + ' (it shrank while it was read)');
           got += r;
         }
-        const piece = n === block ? buf : buf.subarray(0, n);
-        if (crc32 !== null && n === block && Atomics.compareExchange(claim, b, 0, BY_WORKER) === 0) {
-          Atomics.store(crcs, b, crc32(piece) | 0);
-          Atomics.add(c, CRC_BLOCKS, 1);
+        const piece = n === read ? buf : buf.subarray(0, n);
+        if (mine) {
+          crc = crc32(piece, crc);
+          if (pos + n === (b + 1) * block) {
+            Atomics.store(crcs, b, crc | 0);
+            Atomics.add(c, CRC_BLOCKS, 1);
+          }
         }
         h.update(piece);
         Atomics.add(c, PROGRESS, 1);
@@ -115,6 +129,8 @@ export interface Pcr2Worker {
   readonly usedWorker: boolean;
   /** Bytes of the CRC the worker computed. */
   readonly workerCrcBytes: number;
+  /** Bytes per CRC block. */
+  readonly crcBlock: number;
 }
 
 /** Which blocks lie wholly inside one of the ranges (only those can go to either thread). */
@@ -216,10 +232,12 @@ export function startPcr2Worker(
   ranges: readonly EifByteRange[],
   fileSize: number,
   crc32: Crc32Function,
-  options: { stallTimeoutMs?: number } = {},
+  options: { stallTimeoutMs?: number; maxCrcBlocks?: number } = {},
 ): Pcr2Worker {
   const stallTimeout = options.stallTimeoutMs ?? WORKER_STALL_TIMEOUT_MS;
-  const blocks = Math.ceil(fileSize / CRC_BLOCK);
+  let block = CRC_BLOCK;
+  while (Math.ceil(fileSize / block) > (options.maxCrcBlocks ?? MAX_CRC_BLOCKS)) block *= 2;
+  const blocks = Math.ceil(fileSize / block);
   const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
   const claims = new SharedArrayBuffer(blocks * 4);
   const crcs = new SharedArrayBuffer(blocks * 4);
@@ -230,7 +248,8 @@ export function startPcr2Worker(
     workerData: {
       fd,
       ranges: ranges.map((r) => [r.offset, r.length]),
-      block: CRC_BLOCK,
+      block,
+      read: READ_SIZE,
       control,
       claims,
       crcs,
@@ -258,7 +277,7 @@ export function startPcr2Worker(
         // Not started yet: this thread does it (no block was claimed by the worker).
         usedWorker = false;
         void worker.terminate();
-        return hashRanges(fd, ranges, CRC_BLOCK);
+        return hashRanges(fd, ranges, READ_SIZE);
       }
       worker.ref(); // keep the process alive while it is awaited
       let timer: ReturnType<typeof setInterval> | undefined;
@@ -284,7 +303,7 @@ export function startPcr2Worker(
       }
     })());
 
-  const crc = new SplitCrc(crc32, claimableBlocks(ranges, blocks, CRC_BLOCK), new Int32Array(claims), new Int32Array(crcs), CRC_BLOCK, async () => {
+  const crc = new SplitCrc(crc32, claimableBlocks(ranges, blocks, block), new Int32Array(claims), new Int32Array(crcs), block, async () => {
     await result();
   });
   return {
@@ -309,8 +328,9 @@ export function startPcr2Worker(
     get usedWorker() {
       return usedWorker;
     },
+    crcBlock: block,
     get workerCrcBytes() {
-      return Atomics.load(c, CRC_BLOCKS) * CRC_BLOCK;
+      return Atomics.load(c, CRC_BLOCKS) * block;
     },
   };
 }
