@@ -6,7 +6,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
@@ -112,37 +112,30 @@ export interface MeasureEifFileOptions {
   readonly onThreads?: ((report: MeasureThreadsReport) => void) | undefined;
 }
 
-/** Chunks of a file read ahead: the next read runs (on libuv's pool) while the consumer hashes the current chunk. */
-async function* readAhead(fd: number, size: number, onProgress?: ReadProgress): AsyncGenerator<Uint8Array> {
-  const buffers = [new Uint8Array(FILE_CHUNK), new Uint8Array(FILE_CHUNK)];
-  const readAt = (buf: Uint8Array, from: number, at: number) =>
-    new Promise<number>((resolve, reject) => read(fd, buf, from, buf.length - from, at, (e, n) => (e ? reject(e) : resolve(n))));
-  const fill = async (buf: Uint8Array, at: number): Promise<number> => {
-    let got = 0;
-    while (got < buf.length) {
-      const n = await readAt(buf, got, at + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got;
-  };
+/** Bytes read between two turns given to the event loop while a file is measured. */
+const YIELD_EVERY = 16 << 20;
+
+/**
+ * The chunks of an open file, read on this thread into one reused buffer: a read from the page
+ * cache costs less than handing it to libuv's pool and waiting for the answer (which also takes
+ * CPU from the two hashing threads). Every {@link YIELD_EVERY} bytes the event loop gets a turn.
+ */
+async function* fileChunks(fd: number, size: number, onProgress?: ReadProgress): AsyncGenerator<Uint8Array> {
+  const buf = new Uint8Array(FILE_CHUNK);
   let pos = 0;
-  let k = 0;
-  let next = fill(buffers[0]!, 0);
-  try {
-    onProgress?.(0, size);
-    for (;;) {
-      const n = await next;
-      if (n === 0) return;
-      const current = buffers[k & 1]!;
-      pos += n;
-      k++;
-      next = fill(buffers[k & 1]!, pos);
-      yield n === current.length ? current : current.subarray(0, n);
-      onProgress?.(pos, size);
+  onProgress?.(0, size);
+  for (;;) {
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, pos + n);
+      if (r === 0) break;
+      n += r;
     }
-  } finally {
-    await next.catch(() => 0);
+    if (n === 0) return;
+    pos += n;
+    yield n === buf.length ? buf : buf.subarray(0, n);
+    onProgress?.(pos, size);
+    if (pos % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
   }
 }
 
@@ -190,7 +183,7 @@ export async function measureEifFileWith(path: string, options: MeasureEifFileOp
   const report = (r: MeasureThreadsReport) => options.onThreads?.(r);
   try {
     const { size } = fstatSync(fd);
-    const source = (): SizedSource => ({ size, chunks: () => readAhead(fd, size, options.onProgress) });
+    const source = (): SizedSource => ({ size, chunks: () => fileChunks(fd, size, options.onProgress) });
     let reason: string | undefined;
     if (options.parallel === false) reason = 'parallel: false';
     else if (options.parallel === undefined && size < PARALLEL_MEASURE_MIN_SIZE) reason = `the file is smaller than ${PARALLEL_MEASURE_MIN_SIZE >> 20} MiB`;
