@@ -77,12 +77,13 @@ for (const name of FAST_COMMANDS) {
   });
 }
 
-// Warm and save the code caches, running the commands against output sinks with the certificate
-// cache off (a build writes nothing outside dist/).
-process.env.NSM_EMULATOR_CHAIN_CACHE = 'off';
+// Warm and save the code caches, running the commands against output sinks, with the
+// certificate cache in a temporary directory (a build writes nothing outside dist/; attest runs
+// twice, so both the cache's write and its read are compiled).
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 const io = (input = '') => ({ stdin: Readable.from([input]), stdout: sink(), stderr: sink() });
 const work = mkdtempSync(join(tmpdir(), 'nsm-build-cli-'));
+process.env.NSM_EMULATOR_CHAIN_CACHE = join(work, 'chain');
 try {
   const doc = join(work, 'doc.cbor');
   const eif = join(root, 'vectors', 'eif', 'synthetic', 'v4_signed.eif');
