@@ -115,12 +115,15 @@ export class ChunkReader {
   /** Hands the next `n` bytes to `sink` in pieces (views, valid during the call); returns the count passed. */
   async pipe(n: number, sink: (chunk: Uint8Array) => void): Promise<number> {
     let left = n;
-    while (left > 0 && (await this.fill())) {
-      const take = Math.min(left, this.pending.length, PIPE_PIECE);
-      sink(this.pending.subarray(0, take));
-      this.pending = this.pending.subarray(take);
-      left -= take;
-      this.position += take;
+    // One await per chunk of the source, not per piece: the pieces of a chunk go out in a plain loop.
+    while (left > 0 && (this.pending.length > 0 || (await this.fill()))) {
+      while (left > 0 && this.pending.length > 0) {
+        const take = Math.min(left, this.pending.length, PIPE_PIECE);
+        sink(this.pending.subarray(0, take));
+        this.pending = this.pending.subarray(take);
+        left -= take;
+        this.position += take;
+      }
     }
     return n - left;
   }
