@@ -3,10 +3,11 @@
  * from different starting states, so one thread needs two SHA-384 passes over it. Here a worker
  * thread reads PCR2's byte ranges itself, through the same file descriptor (positional reads:
  * nothing is copied between the threads), and hashes them, while the reading thread hashes
- * PCR0 and PCR1. The CRC-32 of the image is shared out in blocks of {@link CRC_BLOCK} bytes (larger past 64 GiB):
- * each block inside PCR2's ranges goes to whichever thread reaches it first (one atomic
- * compare-and-swap per block), so the thread that is ahead takes more of the CRC and both end
- * at about the same time, whatever the worker's start-up delay or the load on the other core.
+ * PCR0 and PCR1. The CRC-32 of the image is shared out in blocks of {@link CRC_BLOCK} bytes
+ * (larger past 64 GiB): each block inside PCR2's ranges goes to whichever thread reaches it
+ * first (one atomic compare-and-swap per block), so the thread that is ahead takes more of the
+ * CRC and both end at about the same time, whatever the worker's start-up delay or the load on
+ * the other core.
  * {@link SplitCrc} joins the blocks' CRCs in file order ({@link crc32Combine}).
  *
  * The worker never blocks the reading thread: if it has not started by the time that thread
@@ -56,9 +57,9 @@ const BY_WORKER = 2;
 
 // The worker: claims the job (IDLE -> RUNNING unless the reading thread took it back), reads
 // each range in pieces of at most READ_SIZE aligned to it, computes the CRC of every whole block
-// it claims first, hashes everything, then posts the digest. Dynamic imports, so the source runs whether
-// Node evaluates it as CommonJS or as a module (require when there is one: it starts sooner); it
-// stops early when told the job was abandoned.
+// it claims first, hashes everything, then posts the digest; it stops before its next read when
+// the job was abandoned. It loads modules with require, or import() if Node ever evaluated the
+// source as a module.
 const WORKER_SOURCE = `
 const load = typeof require === 'function' ? (m) => Promise.resolve(require(m)) : (m) => import(m);
 Promise.all([load('node:worker_threads'), load('node:fs'), load('node:crypto'), load('node:zlib')]).then(([{ workerData, parentPort }, fs, { createHash }, zlib]) => {
@@ -311,18 +312,18 @@ export function startPcr2Worker(
     crc,
     result,
     async stop() {
-      // Once DONE the worker no longer reads; otherwise wait until it cannot.
-      if (Atomics.compareExchange(c, STATE, RUNNING, ABANDONED) === DONE) {
+      for (;;) {
+        const state = Atomics.load(c, STATE);
+        // IDLE -> ABANDONED: it will never read. RUNNING -> ABANDONED: it stops before its next read.
+        if ((state === IDLE || state === RUNNING) && Atomics.compareExchange(c, STATE, state, ABANDONED) !== state) continue;
         void worker.terminate();
+        if (state === RUNNING && !exited) {
+          // Wait until it can no longer touch the descriptor (a read stuck in the kernel delays the exit).
+          let wait: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([exit, new Promise((r) => (wait = setTimeout(r, EXIT_WAIT_MS)))]);
+          clearTimeout(wait);
+        }
         return;
-      }
-      Atomics.compareExchange(c, STATE, IDLE, ABANDONED);
-      if (!exited) {
-        // A read stuck in the kernel delays the exit; the worker checks ABANDONED before each read.
-        void worker.terminate();
-        let wait: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([exit, new Promise((r) => (wait = setTimeout(r, EXIT_WAIT_MS)))]);
-        clearTimeout(wait);
       }
     },
     get usedWorker() {
