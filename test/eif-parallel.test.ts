@@ -48,6 +48,12 @@ beforeAll(async () => {
   writeFileSync(path, bytes);
 });
 
+/** Blocks this thread (the worker runs on its own) until `done()`, for at most 20 s. */
+function waitFor(done: () => boolean): void {
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  for (const end = Date.now() + 20_000; !done() && Date.now() < end; ) Atomics.wait(sleep, 0, 0, 5);
+}
+
 const pcrsOf = (m: { pcrs: { pcr0: Uint8Array; pcr1: Uint8Array; pcr2: Uint8Array } }) => ({ pcr0: hex(m.pcrs.pcr0), pcr1: hex(m.pcrs.pcr1), pcr2: hex(m.pcrs.pcr2) });
 
 /** The ranges PCR2 covers in `bytes`, from its section table (as the spec lays it out). */
@@ -97,8 +103,7 @@ describe('the PCR2 worker thread', () => {
     const fd = openSync(path, 'r');
     try {
       const w = startPcr2Worker(fd, ranges, bytes.length, nodeCrc32);
-      // Let the worker start and get ahead, so it claims blocks before this thread reaches them.
-      await new Promise((r) => setTimeout(r, 300));
+      waitFor(() => w.workerCrcBytes > 0); // it started and claimed a block before this thread got there
       for (let o = 0; o < bytes.length; o += 65_536) {
         if (o === 0) w.crc.update(bytes.subarray(0, 544), 0);
         const from = Math.max(o, 548);
@@ -121,7 +126,7 @@ describe('the PCR2 worker thread', () => {
       // ~8.3 MiB in at most 6 blocks: 2 MiB each, two reads per block; two lie inside the first app ramdisk.
       const w = startPcr2Worker(fd, ranges, bytes.length, nodeCrc32, { maxCrcBlocks: 6 });
       expect(w.crcBlock).toBe(2 * CRC_BLOCK);
-      await new Promise((r) => setTimeout(r, 300));
+      waitFor(() => w.workerCrcBytes >= 4 * CRC_BLOCK); // both blocks done before this thread got there
       for (let o = 0; o < bytes.length; o += 65_536) {
         if (o === 0) w.crc.update(bytes.subarray(0, 544), 0);
         const from = Math.max(o, 548);
@@ -153,7 +158,7 @@ describe('the PCR2 worker thread', () => {
     const fd = openSync(dir, 'r');
     try {
       const w = startPcr2Worker(fd, [{ offset: 0, length: 100 }], 100, nodeCrc32);
-      await new Promise((r) => setTimeout(r, 300));
+      waitFor(() => w.started);
       await expect(w.result()).rejects.toThrow(/^the hashing thread failed: EISDIR/);
       await w.stop();
     } finally {
@@ -180,7 +185,7 @@ describe('measureEifFile on two threads', () => {
     // The worker gets a head start (this thread sleeps after starting it), so it claims blocks.
     const headStart: typeof startPcr2Worker = (...args) => {
       const w = startPcr2Worker(...args);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+      waitFor(() => w.workerCrcBytes >= 5 * CRC_BLOCK);
       return w;
     };
     for (const at of [600, r.offset + 2 * CRC_BLOCK + 5, r.offset + 3 * CRC_BLOCK + 1, 544]) {
@@ -197,15 +202,30 @@ describe('measureEifFile on two threads', () => {
 
   it('a worker that fails is reported with its reason, and the file is measured again on this thread', async () => {
     const reports: MeasureThreadsReport[] = [];
-    // The worker is given ranges past the end of the file, as if the file had shrunk under it.
-    const shrunk: typeof startPcr2Worker = (fd, ranges, size, crc) => startPcr2Worker(fd, [...ranges, { offset: size - 10, length: 100 }], size, crc);
-    const m = await measureEifFileWith(path, { parallel: true, onThreads: (r) => reports.push(r) }, shrunk);
+    // The worker reads a directory's descriptor instead of the file (and is let start first).
+    const dirFd = openSync(dir, 'r');
+    const broken: typeof startPcr2Worker = (_fd, ranges, size, crc) => {
+      const w = startPcr2Worker(dirFd, ranges, size, crc);
+      waitFor(() => w.started);
+      return w;
+    };
+    let m;
+    try {
+      m = await measureEifFileWith(path, { parallel: true, onThreads: (r) => reports.push(r) }, broken);
+    } finally {
+      closeSync(dirFd);
+    }
     expect(pcrsOf(m)).toEqual(expected);
     expect(m.layout.crc.ok).toBe(true);
     expect(reports).toHaveLength(1);
     expect(reports[0]).toMatchObject({ worker: false, reason: 'the worker thread failed' });
-    // Either the worker's own read failed, or the ranges it was given did not match what the reader found.
-    expect(reports[0]!.failure).toMatch(/^(the hashing thread failed: the file ends at byte \d+|the section table changed while the file was read)/);
+    expect(reports[0]!.failure).toMatch(/^the hashing thread failed: EISDIR/);
+
+    // Ranges that do not match what the reader found (as if the file changed between the two reads).
+    const shifted: typeof startPcr2Worker = (fd, ranges, size, crc) => startPcr2Worker(fd, ranges.map((r) => ({ offset: r.offset + 1, length: r.length - 1 })), size, crc);
+    const changed: MeasureThreadsReport[] = [];
+    expect(pcrsOf(await measureEifFileWith(path, { parallel: true, onThreads: (r) => changed.push(r) }, shifted))).toEqual(expected);
+    expect(changed[0]).toMatchObject({ worker: false, failure: 'the section table changed while the file was read' });
 
     const none: typeof startPcr2Worker = () => {
       throw new Error('ERR_WORKER_INIT_FAILED');

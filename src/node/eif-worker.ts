@@ -128,6 +128,8 @@ export interface Pcr2Worker {
   stop(): Promise<void>;
   /** Whether the worker did the hashing (false when this thread took it back). */
   readonly usedWorker: boolean;
+  /** Whether the worker is on the job or has done it (false before it starts and once abandoned). */
+  readonly started: boolean;
   /** Bytes of the CRC the worker computed. */
   readonly workerCrcBytes: number;
   /** Bytes per CRC block. */
@@ -328,6 +330,10 @@ export function startPcr2Worker(
     },
     get usedWorker() {
       return usedWorker;
+    },
+    get started() {
+      const state = Atomics.load(c, STATE);
+      return state === RUNNING || state === DONE;
     },
     crcBlock: block,
     get workerCrcBytes() {
