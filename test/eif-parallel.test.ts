@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EifFormatError, buildEifBytes } from '../src/eif/index.js';
-import { type MeasureThreadsReport, measureEifFile, measureEifFileWith, nodeCrc32 } from '../src/node/eif-file.js';
+import { type MeasureThreadsReport, bootProfileFromEifFile, measureEifFile, measureEifFileWith, nodeCrc32 } from '../src/node/eif-file.js';
 import { CRC_BLOCK, SplitCrc, startPcr2Worker } from '../src/node/eif-worker.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsm-eif-parallel-'));
@@ -233,6 +233,13 @@ describe('measureEifFile on two threads', () => {
     const again: MeasureThreadsReport[] = [];
     expect(pcrsOf(await measureEifFileWith(path, { parallel: true, onThreads: (r) => again.push(r) }, none))).toEqual(expected);
     expect(again).toEqual([{ worker: false, reason: 'the worker thread failed', failure: 'no worker thread could be started: ERR_WORKER_INIT_FAILED', workerCrcBytes: 0 }]);
+  });
+
+  it('booting from an image file tells the caller how its measurement used threads', async () => {
+    const reports: MeasureThreadsReport[] = [];
+    const profile = await bootProfileFromEifFile(path, {}, new Date(), undefined, (r) => reports.push(r));
+    expect(hex(new Map(profile.pcrs).get(2)!)).toBe(expected.pcr2);
+    expect(reports).toEqual([{ worker: false, reason: 'the file is smaller than 32 MiB', workerCrcBytes: 0 }]);
   });
 
   it('a file cut short while it is read gets the reader\'s TRUNCATED_SECTION, as on one thread', async () => {

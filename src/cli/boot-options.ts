@@ -106,17 +106,21 @@ export async function deviceOptionsFromFlags(flags: BootFlags, cli?: { io: CliIo
   if (flags.eif !== undefined || flags['parent-id'] !== undefined || flags['parent-role'] !== undefined || flags.debug) {
     const { eifBootOptions, EifBootError } = await import('../node/eif-boot.js');
     const progress = cli ? ttyProgress(cli.io, cli.command) : null;
+    let threadFailure: string | undefined;
     const profile = await eifBootOptions({
       eifPath: flags.eif,
       parentInstanceId: flags['parent-id'],
       parentRoleArn: flags['parent-role'],
       debug: flags.debug === true,
       onProgress: progress ? (done, total) => progress.report(`measuring ${flags.eif}`, done, total) : undefined,
+      onThreads: (r) => (threadFailure = r.failure),
     })
       .catch((e: unknown) => {
         throw e instanceof EifBootError ? new UsageError(e.message) : e;
       })
       .finally(() => progress?.finish());
+    // Same PCRs either way; say why measuring took one thread's time.
+    if (threadFailure !== undefined && cli) cli.io.stderr.write(`nsm-emulator ${cli.command}: --eif ${flags.eif}: measured again on one thread: ${threadFailure}\n`);
     for (const [i, v] of profile.pcrs) pcrs.set(i, v);
     instanceId = profile.instanceId;
     boot = profile.boot;

@@ -7,7 +7,7 @@
  */
 import { type EifBootProfile, eifBootProfile } from '../eif/boot-profile.js';
 import { EifFormatError, EifSignatureError } from '../eif/errors.js';
-import { type ReadProgress, bootProfileFromEifFile } from './eif-file.js';
+import { type MeasureThreadsReport, type ReadProgress, bootProfileFromEifFile } from './eif-file.js';
 
 export interface EifBootRequest {
   /** Path of the EIF to measure (PCR0, 1, 2 and 8). */
@@ -20,6 +20,8 @@ export interface EifBootRequest {
   debug: boolean;
   /** Told the bytes of the EIF read so far in each pass (for a progress display). */
   onProgress?: ReadProgress | undefined;
+  /** Told how the EIF's measurement used threads (and why a worker thread failed, when one did). */
+  onThreads?: ((report: MeasureThreadsReport) => void) | undefined;
 }
 
 /** Why an {@link eifBootOptions} request cannot boot; `input` names the bad option. */
@@ -45,7 +47,7 @@ export async function eifBootOptions(req: EifBootRequest): Promise<EifBootProfil
   const parent = { parentInstanceId: req.parentInstanceId, parentRoleArn: req.parentRoleArn, debug: req.debug };
   if (req.eifPath === undefined) return eifBootProfile(null, parent);
   try {
-    return await bootProfileFromEifFile(req.eifPath, parent, new Date(), req.onProgress);
+    return await bootProfileFromEifFile(req.eifPath, parent, new Date(), req.onProgress, req.onThreads);
   } catch (e) {
     if (e instanceof EifFormatError) throw new EifBootError('--eif', `--eif ${req.eifPath}: not a bootable EIF: ${e.message}`);
     if (e instanceof EifSignatureError) throw new EifBootError('--eif', `--eif ${req.eifPath}: signed image refused: ${e.message}`);

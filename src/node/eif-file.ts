@@ -237,10 +237,16 @@ export async function measureEifFileWith(path: string, options: MeasureEifFileOp
  * What a hypervisor would boot from an EIF file: refuses a bad CRC (as QEMU and Nitro do) and a
  * signed image whose signature does not check or whose certificate is not valid at `now` (as
  * `nitro-cli run-enclave` does). Returns the `pcrs`/`instanceId` device options. `onProgress`
- * is told the bytes read in each pass.
+ * is told the bytes read in each pass, `onThreads` how threads were used (see {@link measureEifFile}).
  */
-export async function bootProfileFromEifFile(path: string, parent: EifBootParent = {}, now: Date = new Date(), onProgress?: ReadProgress): Promise<EifBootProfile> {
-  const m = await measureEifFile(path, { onProgress });
+export async function bootProfileFromEifFile(
+  path: string,
+  parent: EifBootParent = {},
+  now: Date = new Date(),
+  onProgress?: ReadProgress,
+  onThreads?: MeasureEifFileOptions['onThreads'],
+): Promise<EifBootProfile> {
+  const m = await measureEifFile(path, { onProgress, onThreads });
   if (!m.layout.crc.ok) {
     const h = (n: number) => n.toString(16).padStart(8, '0');
     throw new EifFormatError('BAD_CRC', 0x220, `CRC mismatch: the header holds ${h(m.layout.crc.stored)} but the image's CRC-32 is ${h(m.layout.crc.computed)}`);
