@@ -25,12 +25,12 @@ export { CborWriter } from './wire/cbor-encode.js';
 export { decodeCbor, decodeCborItem, CborDecodeError, type CborValue } from './wire/cbor-decode.js';
 export {
   measureEif, readEif, describeEif, describeEifText, buildEif, buildEifBytes,
-  eifBootProfile, parentRolePcr, parentInstancePcr, checkEifSignature, assertEifSignature,
+  eifBootProfile, parentRolePcr, parentInstancePcr, checkEifSignature, assertEifSignature, nobleEcdsaVerifier,
   encodeMetadata, decodeMetadata, EifFormatError, EifSignatureError, EifBuildError,
   type EifMeasurement, type EifPcrs, type EifLayout, type EifHeader, type EifSection, type EifSource,
   type SizedSource, type EifBuildOptions, type BuiltEif, type EifSigning, type EifInput, type EifIdentity,
   type EifBootParent, type EifBootProfile, type EifSignatureCheck, type EifDescription,
-  type EifFormatErrorCode, type EifSignatureErrorCode, type EifBuildErrorCode,
+  type EifFormatErrorCode, type EifSignatureErrorCode, type EifBuildErrorCode, type EcdsaVerifier,
 } from './eif/index.js';
 export * from './virtio/index.js';
 export * from './vfio-user/index.js';

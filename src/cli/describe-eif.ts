@@ -6,6 +6,7 @@
 import { describeEif, describeEifText } from '../eif/describe.js';
 import { EifFormatError } from '../eif/errors.js';
 import { measureEifFile } from '../node/eif-file.js';
+import { nodeEcdsaVerifier } from '../node/ecdsa-verifier.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
 import { ttyProgress } from './progress.js';
@@ -44,7 +45,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
       await measureEifFile(path, {
         onProgress: progress ? (done, total) => progress.report(`reading ${path}`, done, total) : undefined,
         onThreads: (r) => (threadFailure = r.failure),
+        signatureVerifier: nodeEcdsaVerifier,
       }),
+      undefined,
+      nodeEcdsaVerifier,
     );
   } catch (e) {
     if (e instanceof EifFormatError) throw new UsageError(`${path}: ${e.message}`);

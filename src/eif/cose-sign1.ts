@@ -86,22 +86,40 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
 }
 
 /**
- * Checks a COSE_Sign1 with an EC public key: the algorithm must be the one that goes with the
- * key's curve and the signature must verify. Throws {@link EifSignatureError}.
+ * Checks an ECDSA signature: `signature` is r || s (twice the curve's size), over `message`
+ * hashed with the curve's own hash (SHA-256, SHA-384, SHA-512 for P-256, P-384, P-521), with
+ * the SEC1 public `point`; high-S signatures are accepted, as AWS's verifier does. True when it
+ * verifies; false when it does not or the point is not on the curve. Passed to
+ * {@link verifyCoseSign1} (and checkEifSignature, describeEif) to check with another
+ * implementation than the default {@link nobleEcdsaVerifier}, such as nsm-emulator/node's
+ * `nodeEcdsaVerifier` (OpenSSL).
  */
-export function verifyCoseSign1(cose: CoseSign1, key: EcPublicKey): void {
-  const { alg, ecdsa, size } = BY_CURVE[key.curve];
+export type EcdsaVerifier = (curve: EcCurve, point: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+
+/**
+ * The default {@link EcdsaVerifier}: @noble/curves (pure JS, any runtime). Needs it loaded
+ * (`loadNistCurves()`, which measureEif does for a signed image unless told of another verifier);
+ * throws NistCurvesNotLoadedError otherwise.
+ */
+export const nobleEcdsaVerifier: EcdsaVerifier = (curve, point, message, signature) => {
+  const ecdsa = BY_CURVE[curve].ecdsa(nistCurves());
+  try {
+    return ecdsa.verify(signature, message, point, { prehash: true, lowS: false });
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Checks a COSE_Sign1 with an EC public key: the algorithm must be the one that goes with the
+ * key's curve and the signature must verify (with `verify`, default {@link nobleEcdsaVerifier}).
+ * Throws {@link EifSignatureError}.
+ */
+export function verifyCoseSign1(cose: CoseSign1, key: EcPublicKey, verify: EcdsaVerifier = nobleEcdsaVerifier): void {
+  const { alg, size } = BY_CURVE[key.curve];
   if (cose.algorithm !== COSE_ALGORITHMS[alg]) {
     throw new EifSignatureError('UNSUPPORTED_ALGORITHM', `PCR0 signature algorithm ${cose.algorithm ?? '(none)'} does not match the ${key.curve} certificate key (expected ${alg}, ${COSE_ALGORITHMS[alg]})`);
   }
-  const curves = nistCurves();
-  let ok = false;
-  if (cose.signature.length === 2 * size) {
-    try {
-      ok = ecdsa(curves).verify(cose.signature, sigStructure(cose.protectedBytes, cose.payload), key.point, { prehash: true, lowS: false });
-    } catch {
-      ok = false;
-    }
-  }
+  const ok = cose.signature.length === 2 * size && verify(key.curve, key.point, sigStructure(cose.protectedBytes, cose.payload), cose.signature);
   if (!ok) throw new EifSignatureError('BAD_SIGNATURE', 'PCR0 signature does not verify with the signing certificate key');
 }

@@ -10,6 +10,7 @@ import type { EifMeasurement } from './measure.js';
 import { type JsonValue, compareCodePoints, toPrettyJson } from './json-text.js';
 import { oidLongName } from './oid-names.js';
 import { type EifSignatureCheck, checkEifSignature } from './signature-check.js';
+import type { EcdsaVerifier } from './cose-sign1.js';
 
 /** nitro-cli prints the Rust Debug form of its sha2 hasher here. */
 export const HASH_ALGORITHM_TEXT = 'Sha384 { ... }';
@@ -65,15 +66,19 @@ export interface EifDescription {
   readonly problems: readonly string[];
 }
 
-/** Describes a measured image. Throws {@link EifFormatError} `BAD_METADATA` for unreadable metadata, as nitro-cli fails then too. */
-export function describeEif(m: EifMeasurement, now: Date = new Date()): EifDescription {
+/**
+ * Describes a measured image (a signature is checked through `verify`, default @noble/curves:
+ * see {@link EcdsaVerifier}). Throws {@link EifFormatError} `BAD_METADATA` for unreadable
+ * metadata, as nitro-cli fails then too.
+ */
+export function describeEif(m: EifMeasurement, now: Date = new Date(), verify?: EcdsaVerifier): EifDescription {
   const problems: string[] = [];
   const json = new Map<string, JsonValue>([
     ['EifVersion', m.layout.header.version],
     ['Measurements', measurementsJson(m.pcrs)],
     ['IsSigned', m.signature !== null],
   ]);
-  const sig = checkEifSignature(m, now);
+  const sig = checkEifSignature(m, now, verify);
   if (sig) json.set('SigningCertificate', certificateJson(sig));
   json.set('CheckCRC', m.layout.crc.ok);
   if (!m.layout.crc.ok) {

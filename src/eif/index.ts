@@ -9,6 +9,7 @@ export { type EifSource, type SizedSource } from './source.js';
 export { readEif, type EifLayout, type EifReadOptions } from './reader.js';
 export { measureEif, type EifMeasurement, type EifMeasureOptions, type EifPcrs, type EifByteRange } from './measure.js';
 export { checkEifSignature, assertEifSignature, type EifSignatureCheck } from './signature-check.js';
+export { nobleEcdsaVerifier, type EcdsaVerifier } from './cose-sign1.js';
 export { describeEif, describeEifText, measurementsJson, type EifDescription } from './describe.js';
 export { buildEif, buildEifBytes, type BuiltEif, type EifBuildOptions, type EifInput, type EifSigning } from './writer.js';
 export { encodeMetadata, decodeMetadata, type EifIdentity, type EifBuildMetadata } from './metadata.js';

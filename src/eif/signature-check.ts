@@ -9,7 +9,7 @@
  * @module
  */
 import { type SigningCertificate, parseCertificate } from './certificate.js';
-import { decodeCoseSign1, verifyCoseSign1 } from './cose-sign1.js';
+import { type EcdsaVerifier, decodeCoseSign1, verifyCoseSign1 } from './cose-sign1.js';
 import { EifSignatureError } from './errors.js';
 import type { EifMeasurement } from './measure.js';
 import { encodePcrInfo } from './signature-section.js';
@@ -60,8 +60,11 @@ export function decodePcrInfo(payload: Uint8Array): { index: number; value: Uint
   return { index: index.value, value: out };
 }
 
-/** Checks a measured image's signature. Returns null for an unsigned image. */
-export function checkEifSignature(m: EifMeasurement, now: Date = new Date()): EifSignatureCheck | null {
+/**
+ * Checks a measured image's signature (ECDSA through `verify`, default @noble/curves: see
+ * {@link EcdsaVerifier}). Returns null for an unsigned image.
+ */
+export function checkEifSignature(m: EifMeasurement, now: Date = new Date(), verify?: EcdsaVerifier): EifSignatureCheck | null {
   if (!m.signature) return null;
   const certificate = parseCertificate(m.signature.certificateDer);
   let signatureError: EifSignatureError | null = null;
@@ -69,7 +72,7 @@ export function checkEifSignature(m: EifMeasurement, now: Date = new Date()): Ei
   try {
     const cose = decodeCoseSign1(m.signature.entries[0]!.signature);
     if (!certificate.publicKey) throw new EifSignatureError('UNSUPPORTED_ALGORITHM', 'the signing certificate key is not an EC key on P-256, P-384 or P-521');
-    verifyCoseSign1(cose, certificate.publicKey);
+    verifyCoseSign1(cose, certificate.publicKey, verify);
     payload = cose.payload;
   } catch (e) {
     if (!(e instanceof EifSignatureError)) throw e;
@@ -88,11 +91,12 @@ export function checkEifSignature(m: EifMeasurement, now: Date = new Date()): Ei
 }
 
 /**
- * Throws {@link EifSignatureError} unless a signed image's signature verifies, signs the
- * computed PCR0, and its certificate is valid at `now`. Unsigned images pass.
+ * Throws {@link EifSignatureError} unless a signed image's signature verifies (through `verify`,
+ * as {@link checkEifSignature}), signs the computed PCR0, and its certificate is valid at `now`.
+ * Unsigned images pass.
  */
-export function assertEifSignature(m: EifMeasurement, now: Date = new Date()): void {
-  const c = checkEifSignature(m, now);
+export function assertEifSignature(m: EifMeasurement, now: Date = new Date(), verify?: EcdsaVerifier): void {
+  const c = checkEifSignature(m, now, verify);
   if (!c) return;
   if (c.signatureError) throw c.signatureError;
   if (!c.pcr0Matches) throw new EifSignatureError('PCR0_MISMATCH', 'the PCR0 signature does not sign this image\'s PCR0');

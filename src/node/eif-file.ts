@@ -5,8 +5,8 @@
  * @module
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+// node:fs's lazy `promises` (not node:fs/promises): describe-eif never loads it.
+import { closeSync, createReadStream, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
 import { eifBootProfile, type EifBootParent, type EifBootProfile } from '../eif/boot-profile.js';
@@ -16,6 +16,8 @@ import { measureEif, type EifByteRange, type EifMeasurement } from '../eif/measu
 import { EIF_HEADER_SIZE, EIF_SECTION_HEADER_SIZE, SECTION_TYPES } from '../eif/format.js';
 import { decodeHeader } from '../eif/header.js';
 import { assertEifSignature } from '../eif/signature-check.js';
+import type { EcdsaVerifier } from '../eif/cose-sign1.js';
+import { nodeEcdsaVerifier } from './ecdsa-verifier.js';
 import { EifFormatError } from '../eif/errors.js';
 import type { SizedSource } from '../eif/source.js';
 import { EifWorkerError, type Pcr2Worker, startPcr2Worker } from './eif-worker.js';
@@ -37,7 +39,7 @@ async function* counted(chunks: AsyncIterable<Uint8Array>, size: number, onProgr
 }
 
 async function* reusedChunks(path: string): AsyncGenerator<Uint8Array> {
-  const fh = await open(path, 'r');
+  const fh = await fsp.open(path, 'r');
   try {
     const buf = new Uint8Array(FILE_CHUNK);
     for (;;) {
@@ -58,7 +60,7 @@ async function* reusedChunks(path: string): AsyncGenerator<Uint8Array> {
  * each pass.
  */
 export async function fileSource(path: string, options: { reuseBuffer?: boolean; onProgress?: ReadProgress } = {}): Promise<SizedSource> {
-  const { size } = await stat(path);
+  const { size } = await fsp.stat(path);
   const { onProgress } = options;
   const open = () => (options.reuseBuffer ? reusedChunks(path) : (createReadStream(path, { highWaterMark: FILE_CHUNK }) as AsyncIterable<Uint8Array>));
   return { size, chunks: onProgress ? () => counted(open(), size, onProgress) : open };
@@ -109,6 +111,8 @@ export interface MeasureEifFileOptions {
   readonly onProgress?: ReadProgress | undefined;
   /** Told how threads were used (and why a worker failed, when it did). */
   readonly onThreads?: ((report: MeasureThreadsReport) => void) | undefined;
+  /** The verifier a signature will be checked with (see measureEif's option; e.g. {@link nodeEcdsaVerifier}). */
+  readonly signatureVerifier?: EcdsaVerifier | undefined;
 }
 
 /** Bytes read between two turns given to the event loop while a file is measured. */
@@ -180,6 +184,7 @@ export async function measureEifFileWith(path: string, options: MeasureEifFileOp
   const fd = openSync(path, 'r');
   let worker: Pcr2Worker | null = null;
   const report = (r: MeasureThreadsReport) => options.onThreads?.(r);
+  const verifierOption = options.signatureVerifier ? { signatureVerifier: options.signatureVerifier } : {};
   try {
     const { size } = fstatSync(fd);
     const source = (): SizedSource => ({ size, chunks: () => fileChunks(fd, size, options.onProgress) });
@@ -206,6 +211,7 @@ export async function measureEifFileWith(path: string, options: MeasureEifFileOp
       const w = worker;
       try {
         const m = await measureEif(source(), {
+          ...verifierOption,
           sha384: nodeSha384,
           crc32Accumulator: w.crc,
           pcr2Digest: (found) => {
@@ -223,7 +229,7 @@ export async function measureEifFileWith(path: string, options: MeasureEifFileOp
         await w.stop();
       }
     }
-    const m = await measureEif(source(), { sha384: nodeSha384, crc32: nodeCrc32 });
+    const m = await measureEif(source(), { ...verifierOption, sha384: nodeSha384, crc32: nodeCrc32 });
     report(failure !== undefined ? { worker: false, reason: 'the worker thread failed', failure, workerCrcBytes: 0 } : { worker: false, reason: reason!, workerCrcBytes: 0 });
     return m;
   } finally {
@@ -245,11 +251,11 @@ export async function bootProfileFromEifFile(
   onProgress?: ReadProgress,
   onThreads?: MeasureEifFileOptions['onThreads'],
 ): Promise<EifBootProfile> {
-  const m = await measureEifFile(path, { onProgress, onThreads });
+  const m = await measureEifFile(path, { onProgress, onThreads, signatureVerifier: nodeEcdsaVerifier });
   if (!m.layout.crc.ok) {
     const h = (n: number) => n.toString(16).padStart(8, '0');
     throw new EifFormatError('BAD_CRC', 0x220, `CRC mismatch: the header holds ${h(m.layout.crc.stored)} but the image's CRC-32 is ${h(m.layout.crc.computed)}`);
   }
-  assertEifSignature(m, now);
+  assertEifSignature(m, now, nodeEcdsaVerifier);
   return eifBootProfile(m.pcrs, parent);
 }

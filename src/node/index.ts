@@ -12,6 +12,7 @@ export { shimEnvironment } from './shim-env.js';
 export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
 export { nodeDeviceSha384 } from './device-hash.js';
 export { nodeCryptoBackend } from './crypto-backend.js';
+export { nodeEcdsaVerifier } from './ecdsa-verifier.js';
 export { fileChainStore, defaultChainCacheDir, ChainCacheError, CHAIN_CACHE_ENV, type FileChainStoreOptions } from './chain-cache.js';
 export { eifBootOptions, EifBootError, type EifBootRequest } from './eif-boot.js';
 export { loadCaDir, writeCaDir, readCaDirPem, attesterFromCaDir, nodeAttester, caManifest, caModuleSource, CaDirError, CA_MANIFEST_FORMAT, CA_WARNING, type CaManifest } from './ca-dir.js';
