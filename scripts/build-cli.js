@@ -4,6 +4,8 @@
 // cache for it, dist/cli/nsm-emulator.cjs.v8cache; likewise one bundle per frequent command in
 // dist/cli/commands/. bin/nsm-emulator.js runs the bundle with that
 // cache: one file to read and little to compile is most of what makes a command start fast
+// (@noble/curves, needed only for pure-JS ECDSA, is its own bundle, dist/cli/nist-curves.cjs,
+// with its own code cache, loaded by the bundles when first used; see nistChunk below)
 // (Node 20 has no compile cache of its own for modules). The cache is made after running
 // `--help` (which loads every command) and a few common commands against output sinks, so the
 // functions they use are compiled already; V8 rejects it when its version or flags differ, and
@@ -29,6 +31,8 @@ try {
   rmSync(out, { force: true });
   rmSync(`${out}.v8cache`, { force: true });
   rmSync(join(root, 'dist', 'cli', 'commands'), { recursive: true, force: true });
+  rmSync(join(root, 'dist', 'cli', 'nist-curves.cjs'), { force: true });
+  rmSync(join(root, 'dist', 'cli', 'nist-curves.cjs.v8cache'), { force: true });
   process.exit(0);
 }
 
@@ -57,11 +61,45 @@ const common = {
   minifySyntax: true,
   logLevel: 'warning',
 };
+// @noble/curves (a third of a command's bundle) is used only for pure-JS ECDSA: seeded
+// signing, a CA key file without its public key. Every command would read it and deserialize
+// its share of the code cache on each start, so it is bundled apart, into
+// dist/cli/nist-curves.cjs with a code cache of its own, and src/x509/nist-curves.ts's
+// import('@noble/curves/nist.js') in the bundles becomes a load of that file (with its cache, as
+// bin/nsm-emulator.js loads a bundle), made only when that import runs.
+const nistFile = join(root, 'dist', 'cli', 'nist-curves.cjs');
+const nistChunk = (up) => ({
+  name: 'nist-curves-chunk',
+  setup(b) {
+    b.onResolve({ filter: /^@noble\/curves\/nist\.js$/ }, () => ({ path: 'nist-curves', namespace: 'nist-curves-chunk' }));
+    b.onLoad({ filter: /.*/, namespace: 'nist-curves-chunk' }, () => ({
+      loader: 'js',
+      contents: `const { readFileSync } = require('node:fs');
+const file = require('node:path').join(__dirname, ${JSON.stringify(up)}, 'nist-curves.cjs');
+let cachedData;
+try {
+  cachedData = readFileSync(file + '.v8cache');
+} catch {}
+const code = '(function (exports, require, module, __filename, __dirname) {' + readFileSync(file, 'utf8') + '\\n})';
+const script = new (require('node:vm').Script)(code, { filename: file, cachedData });
+const m = { exports: {} };
+script.runInThisContext()(m.exports, require, m, file, require('node:path').dirname(file));
+module.exports = m.exports;
+`,
+    }));
+  },
+});
+await build({
+  ...common,
+  stdin: { contents: "export * from '@noble/curves/nist.js';\n", resolveDir: root, sourcefile: 'nist-curves-entry.js' },
+  outfile: nistFile,
+});
+
 const banner = (up) => ({
   js: `'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(up)}, '__bundle.js')).href;`,
 });
 
-await build({ ...common, entryPoints: [join(root, 'dist', 'cli', 'main.js')], outfile: out, banner: banner('.') });
+await build({ ...common, entryPoints: [join(root, 'dist', 'cli', 'main.js')], outfile: out, banner: banner('.'), plugins: [nistChunk('.')] });
 for (const name of FAST_COMMANDS) {
   await build({
     ...common,
@@ -74,6 +112,7 @@ for (const name of FAST_COMMANDS) {
     },
     outfile: join(commandsDir, `${name}.cjs`),
     banner: banner('..'),
+    plugins: [nistChunk('..')],
   });
 }
 
@@ -94,11 +133,25 @@ try {
     'describe-eif': existsSync(eif) ? [['describe-eif', '--eif-path', eif]] : [['describe-eif', '--help']],
     pcr: [['pcr', '--parent-id', 'i-1234567890abcdef0']],
   };
+  await warmNistCurves();
   // The full bundle: --help (which loads every command) and the common commands once each.
   await warm(out, [['--help'], ...runs.attest, ...runs.rpc, ...runs.pcr]);
   for (const name of FAST_COMMANDS) await warm(join(commandsDir, `${name}.cjs`), runs[name]);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/** Signs and verifies once on each curve with the @noble/curves bundle, then writes its code cache. */
+async function warmNistCurves() {
+  const script = new vm.Script(wrapCommonJs(readFileSync(nistFile, 'utf8')), { filename: nistFile });
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(pathToFileURL(nistFile)), module, nistFile, dirname(nistFile));
+  for (const curve of [module.exports.p256, module.exports.p384, module.exports.p521]) {
+    const secret = curve.utils.randomSecretKey();
+    const message = new Uint8Array(64);
+    curve.verify(curve.sign(message, secret, { lowS: false }), message, curve.getPublicKey(secret, false), { lowS: false });
+  }
+  writeFileSync(`${nistFile}.v8cache`, script.createCachedData());
 }
 
 /** Runs `file`'s main with each argument list, then writes its code cache beside it. */

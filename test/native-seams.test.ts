@@ -43,3 +43,29 @@ describe("the chain schedule through node:crypto's HMAC", () => {
     }
   });
 });
+
+describe("the system random source's fill", () => {
+  it('is what systemRandom draws through (in blocks of at most 65536 bytes), and node:crypto is installed by the CLI', async () => {
+    const { systemRandom, setSystemRandomFill } = await import('../src/device/random.js');
+    const { useNodeSystemRandom } = await import('../src/node/system-random.js');
+    const sizes: number[] = [];
+    try {
+      setSystemRandomFill((out) => {
+        sizes.push(out.length);
+        out.fill(0xa5);
+      });
+      expect(hex(systemRandom.bytes(3))).toBe('a5a5a5');
+      expect(systemRandom.bytes(70000).every((b) => b === 0xa5)).toBe(true);
+      expect(sizes).toEqual([3, 65536, 70000 - 65536]);
+      // A device's unseeded draws (its module id) come from it too.
+      expect(new NsmDevice().moduleId).toMatch(/^i-0a5a5a5a5a5a5a5a5/);
+      useNodeSystemRandom();
+      const a = systemRandom.bytes(32);
+      const b = systemRandom.bytes(32);
+      expect(hex(a)).not.toBe(hex(b));
+      expect(a.some((x) => x !== 0xa5)).toBe(true);
+    } finally {
+      setSystemRandomFill(null);
+    }
+  });
+});

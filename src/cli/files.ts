@@ -4,8 +4,8 @@
  * file-system failure becomes a one-line {@link UsageError} naming the file and the problem.
  * @module
  */
-import { statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+// node:fs's lazy `promises` (not node:fs/promises): a command that writes no file never loads it.
+import { promises as fsp, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputTooLargeError, formatSize, readFileBounded, readStreamBounded } from '../node/bounded-read.js';
 import { type CliIo, UsageError } from './io.js';
@@ -74,7 +74,7 @@ export async function readInput(label: string, path: string, limit: number, what
 /** Writes `data` to `path`; failures become a one-line UsageError naming `label`. */
 export async function writeOutput(label: string, path: string, data: Uint8Array | string): Promise<void> {
   try {
-    await writeFile(path, data);
+    await fsp.writeFile(path, data);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === undefined) throw e;
     throw new UsageError(`${label}: ${fileProblem(e, path, true)}`);

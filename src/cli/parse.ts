@@ -4,7 +4,7 @@
  * @module
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
 import { MAX_PCRS, PCR_LENGTH } from '../device/limits.js';
 import { UsageError } from './io.js';
 
@@ -39,8 +39,10 @@ export function parseTime(option: string, value: string): number {
   return ms;
 }
 
-/** Lowercase hex of some bytes. */
-export const toHex = bytesToHex;
+/** Lowercase hex of some bytes (Buffer's native encoder: a document is kilobytes). */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
 
 /**
  * `--name VALUE` where the option takes a value and VALUE starts with '-' (a kernel command line

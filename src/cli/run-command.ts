@@ -6,9 +6,11 @@
  */
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { fileProblem } from './files.js';
+import { useNodeSystemRandom } from '../node/system-random.js';
 
 /** Runs `command` (named `name`) with the arguments after its name; resolves to the exit code. */
 export async function runCommand(name: string, command: CliCommand, rest: string[], io: CliIo): Promise<number> {
+  useNodeSystemRandom();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(command.help.endsWith('\n') ? command.help : command.help + '\n');
     return 0;

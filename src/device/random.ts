@@ -16,15 +16,36 @@ export interface RandomSource {
   bytes(n: number): Uint8Array;
 }
 
-/** Bytes from the platform CSPRNG (WebCrypto `getRandomValues`). */
+/** Fills a buffer of at most 65536 bytes from the platform CSPRNG. */
+export type SystemRandomFill = (out: Uint8Array) => void;
+
+const webCryptoFill: SystemRandomFill = (out) => {
+  crypto.getRandomValues(out);
+};
+let systemFill: SystemRandomFill = webCryptoFill;
+
+/**
+ * Bytes from the platform CSPRNG: WebCrypto's `getRandomValues`, unless a runtime edge has
+ * installed its own reader of the same CSPRNG with {@link setSystemRandomFill} (Node's CLI
+ * installs node:crypto's `randomFillSync`, which does not make Node load its WebCrypto).
+ */
 export const systemRandom: RandomSource = {
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     // getRandomValues fills at most 65536 bytes per call.
-    for (let o = 0; o < n; o += 65536) crypto.getRandomValues(out.subarray(o, Math.min(n, o + 65536)));
+    for (let o = 0; o < n; o += 65536) systemFill(out.subarray(o, Math.min(n, o + 65536)));
     return out;
   },
 };
+
+/**
+ * Makes {@link systemRandom} read the platform CSPRNG through `fill` (null: back to WebCrypto's
+ * `getRandomValues`). For runtime edges only: `fill` must draw from the operating system's
+ * CSPRNG, since everything unseeded (keys, GetRandom, module ids) comes from it.
+ */
+export function setSystemRandomFill(fill: SystemRandomFill | null): void {
+  systemFill = fill ?? webCryptoFill;
+}
 
 const utf8 = new TextEncoder();
 const BLOCK = 48;

@@ -4,8 +4,10 @@
  * (native-build.ts) and derived certificates (chain-cache.ts) live below it.
  * @module
  */
-import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/** node:os, loaded only when HOME is unset (a command's start need not load it). */
+const os = () => process.getBuiltinModule('node:os');
 
 /** The default cache directory for this user. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -13,12 +15,12 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (xdg && xdg.startsWith('/')) return join(xdg, 'nsm-emulator');
   const home = env['HOME'] || safeHomedir();
   if (home) return join(home, '.cache', 'nsm-emulator');
-  return join(tmpdir(), `nsm-emulator-${process.getuid?.() ?? 'user'}`);
+  return join(os().tmpdir(), `nsm-emulator-${process.getuid?.() ?? 'user'}`);
 }
 
 function safeHomedir(): string {
   try {
-    return homedir();
+    return os().homedir();
   } catch {
     return '';
   }

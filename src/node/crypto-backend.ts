@@ -8,16 +8,15 @@
 import { type KeyObject, createECDH, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { type P384Backend, P384Key } from '../attestation/p384.js';
 
-const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-
 /** ECDSA P-384 through node:crypto (synchronous OpenSSL; randomized signatures). */
 export function nodeCryptoBackend(): P384Backend {
   const handles = new WeakMap<P384Key, KeyObject>();
   const handle = (key: P384Key): KeyObject => {
     let h = handles.get(key);
     if (!h) {
-      const jwk = { kty: 'EC', crv: 'P-384', d: b64u(key.privateKey), x: b64u(key.publicKey.subarray(1, 49)), y: b64u(key.publicKey.subarray(49)) };
-      h = createPrivateKey({ key: jwk, format: 'jwk' });
+      // SEC1 DER with the public key included: OpenSSL takes both as given (a JWK import also
+      // checks the pair, two scalar multiplications; PKCS#8 goes through slower decoders).
+      h = createPrivateKey({ key: Buffer.concat([SEC1_HEAD, key.privateKey, SEC1_MIDDLE, key.publicKey]), format: 'der', type: 'sec1' });
       handles.set(key, h);
     }
     return h;
@@ -54,6 +53,14 @@ export function nodeCryptoBackend(): P384Backend {
     },
   };
 }
+
+/**
+ * A P-384 ECPrivateKey (SEC1, RFC 5915) is SEQUENCE { version 1, privateKey OCTET STRING (48),
+ * [0] secp384r1, [1] BIT STRING (the 97-byte point) }: these are the bytes before the scalar and
+ * between the scalar and the point.
+ */
+const SEC1_HEAD = Buffer.from('3081a40201010430', 'hex');
+const SEC1_MIDDLE = Buffer.from('a00706052b81040022a164036200', 'hex');
 
 /** SubjectPublicKeyInfo header for an uncompressed P-384 point. */
 const P384_SPKI_PREFIX = Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex');

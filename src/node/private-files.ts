@@ -8,8 +8,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fs } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+// node:fs's lazy `promises` (not node:fs/promises): importing this module loads nothing more.
+import { constants as fs, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 
 
@@ -32,24 +32,24 @@ function code(e: unknown): string {
 export async function ensurePrivateDir(dir: string): Promise<void> {
   let st;
   try {
-    st = await lstat(dir);
+    st = await fsp.lstat(dir);
   } catch (e) {
     if (code(e) === 'ENOTDIR') throw new PrivateFileError(dir, 'a part of the path is not a directory');
     if (code(e) !== 'ENOENT') throw new PrivateFileError(dir, `cannot be examined (${code(e)})`);
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (e2) {
       const c = code(e2);
       throw new PrivateFileError(dir, c === 'ENOTDIR' ? 'a part of the path is not a directory' : c === 'EACCES' ? 'cannot be created (permission denied)' : `cannot be created (${c})`);
     }
-    st = await lstat(dir);
+    st = await fsp.lstat(dir);
   }
   if (st.isSymbolicLink()) throw new PrivateFileError(dir, 'is a symbolic link; give the directory itself');
   if (!st.isDirectory()) throw new PrivateFileError(dir, 'exists and is not a directory');
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
     throw new PrivateFileError(dir, `belongs to another user (uid ${st.uid}); keys are only written to your own directory`);
   }
-  await chmod(dir, 0o700);
+  await fsp.chmod(dir, 0o700);
 }
 
 /**
@@ -62,7 +62,7 @@ export async function checkTargets(dir: string, names: readonly string[], replac
     const path = join(dir, name);
     let st;
     try {
-      st = await lstat(path);
+      st = await fsp.lstat(path);
     } catch (e) {
       if (code(e) === 'ENOENT') continue;
       throw new PrivateFileError(path, `cannot be examined (${code(e)})`);
@@ -78,7 +78,7 @@ export async function checkTargets(dir: string, names: readonly string[], replac
 /** Writes `data` to `path` with exactly `mode`, through a new O_EXCL|O_NOFOLLOW file renamed into place. */
 export async function writeFileExclusive(path: string, data: string | Uint8Array, mode: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const fh = await open(tmp, fs.O_WRONLY | fs.O_CREAT | fs.O_EXCL | fs.O_NOFOLLOW, 0o600).catch((e: unknown) => {
+  const fh = await fsp.open(tmp, fs.O_WRONLY | fs.O_CREAT | fs.O_EXCL | fs.O_NOFOLLOW, 0o600).catch((e: unknown) => {
     throw new PrivateFileError(path, `cannot be created (${code(e)})`);
   });
   try {
@@ -87,14 +87,14 @@ export async function writeFileExclusive(path: string, data: string | Uint8Array
     await fh.sync();
   } catch (e) {
     await fh.close();
-    await unlink(tmp).catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
     throw new PrivateFileError(path, `cannot be written (${code(e)})`);
   }
   await fh.close();
   try {
-    await rename(tmp, path);
+    await fsp.rename(tmp, path);
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
     throw new PrivateFileError(path, `cannot be put in place (${code(e)})`);
   }
 }
