@@ -85,6 +85,7 @@ export class ChainIssuer {
         notBefore: Math.max(now - LEAF_BACKDATE_SECONDS, instance.notBefore),
         notAfter: Math.min(now + LIFETIME_SECONDS.leaf - LEAF_BACKDATE_SECONDS, instance.notAfter),
         region,
+        hashes: this.backend.hashes,
       },
       this.backend,
     );

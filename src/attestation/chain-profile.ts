@@ -119,9 +119,19 @@ export function covers(cert: IssuedCert, from: number, to: number): boolean {
   return cert.notBefore <= from && to <= cert.notAfter;
 }
 
+/**
+ * SHA-1 (key identifiers) and SHA-384 (CRL URLs) for the certificate fields that hash a public
+ * key: a signing backend may supply native ones (P384Backend.hashes), which give the same bytes
+ * as the @noble/hashes defaults.
+ */
+export interface CertificateHashes {
+  sha1(data: Uint8Array): Uint8Array;
+  sha384(data: Uint8Array): Uint8Array;
+}
+
 /** A CRL URL under the reserved `.invalid` domain (AWS documents say no CRL is used). */
-function crlUrl(host: string, issuerKey: Uint8Array): string {
-  const h = sha384(issuerKey);
+function crlUrl(host: string, issuerKey: Uint8Array, hashes?: CertificateHashes): string {
+  const h = hashes ? hashes.sha384(issuerKey) : sha384(issuerKey);
   const b = h.subarray(0, 16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;
@@ -130,7 +140,7 @@ function crlUrl(host: string, issuerKey: Uint8Array): string {
 }
 
 /** The extensions of each level, in AWS's order. */
-export function profileExtensions(level: ChainLevel, keyId: Uint8Array, issuer: IssuerInfo | null, region: string): CertExtension[] {
+export function profileExtensions(level: ChainLevel, keyId: Uint8Array, issuer: IssuerInfo | null, region: string, hashes?: CertificateHashes): CertExtension[] {
   const caUsage = extensions.keyUsage(['digitalSignature', 'keyCertSign', 'cRLSign'], true);
   const aki = issuer ? extensions.authorityKeyIdentifier(issuer.keyId) : null;
   switch (level) {
@@ -142,7 +152,7 @@ export function profileExtensions(level: ChainLevel, keyId: Uint8Array, issuer: 
         aki!,
         extensions.subjectKeyIdentifier(keyId),
         caUsage,
-        extensions.crlDistributionPoint(crlUrl('crl.nsm-emulator.invalid', issuer!.key.publicKey)),
+        extensions.crlDistributionPoint(crlUrl('crl.nsm-emulator.invalid', issuer!.key.publicKey, hashes)),
       ];
     case 'zonal':
       return [
@@ -150,7 +160,7 @@ export function profileExtensions(level: ChainLevel, keyId: Uint8Array, issuer: 
         aki!,
         extensions.subjectKeyIdentifier(keyId),
         caUsage,
-        extensions.crlDistributionPoint(crlUrl(`crl-${region}.nsm-emulator.invalid`, issuer!.key.publicKey)),
+        extensions.crlDistributionPoint(crlUrl(`crl-${region}.nsm-emulator.invalid`, issuer!.key.publicKey, hashes)),
       ];
     case 'instance':
       return [
@@ -182,6 +192,8 @@ export interface IssueRequest {
   readonly notBefore: number;
   readonly notAfter: number;
   readonly region: string;
+  /** Native hashes for the key identifier and CRL URL (default: @noble/hashes; same bytes). */
+  readonly hashes?: CertificateHashes | undefined;
 }
 
 /** A certificate ready to be signed: everything but the signature. */
@@ -196,7 +208,7 @@ export interface CertificateDraft extends IssuerInfo {
 /** Builds the TBSCertificate of one certificate of the chain. */
 export function draftCertificate(req: IssueRequest): CertificateDraft {
   const subject = encodeName(req.name);
-  const keyId = keyIdentifier(req.key.publicKey);
+  const keyId = req.hashes ? req.hashes.sha1(req.key.publicKey) : keyIdentifier(req.key.publicKey);
   const tbs = encodeTbs({
     serial: req.serial,
     issuer: req.issuer ? req.issuer.subject : subject,
@@ -204,7 +216,7 @@ export function draftCertificate(req: IssueRequest): CertificateDraft {
     notBefore: req.notBefore,
     notAfter: req.notAfter,
     publicKey: req.key.publicKey,
-    extensions: profileExtensions(req.level, keyId, req.issuer, req.region),
+    extensions: profileExtensions(req.level, keyId, req.issuer, req.region, req.hashes),
   });
   const signingKey = req.issuer ? req.issuer.key : req.key;
   return { level: req.level, tbs, subject, keyId, key: req.key, signingKey, notBefore: req.notBefore, notAfter: req.notAfter };

@@ -208,7 +208,7 @@ export class ChainSchedule {
       const name = level === 'regional' ? regionalName(id, region) : level === 'zonal' ? zonalName(id, region) : instanceName(instanceId, region);
       const notBefore = Math.max(start, issuer.notBefore);
       const notAfter = Math.min(start + LIFETIME_SECONDS[level], issuer.notAfter);
-      const request = (key: P384Key) => ({ level, name, key, issuer, serial, notBefore, notAfter, region });
+      const request = (key: P384Key) => ({ level, name, key, issuer, serial, notBefore, notAfter, region, hashes: backend.hashes });
       // Only the regional and zonal certificates go to the store: every device of the CA shares
       // them, while an instance certificate belongs to one parent instance (usually a random id).
       if (!store || level === 'instance') {

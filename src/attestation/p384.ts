@@ -12,6 +12,7 @@ import { DerError, TAG, expectTag, readDerExact, derChildren, unsignedValue } fr
 import { der, derUnsigned } from '../x509/der-write.js';
 import { base64Decode } from '../x509/pem.js';
 import { loadNistCurves, nistCurves } from '../x509/nist-curves.js';
+import type { CertificateHashes } from './chain-profile.js';
 
 /** Bytes of a scalar or coordinate. */
 export const P384_SIZE = 48;
@@ -93,6 +94,11 @@ export interface P384Backend {
    * schedule (chain-schedule.ts) uses to derive the intermediates when a backend has none.
    */
   hmacSha384?(key: Uint8Array, message: Uint8Array): Uint8Array;
+  /**
+   * SHA-1 and SHA-384 computed natively, for the certificate fields that hash a public key
+   * (chain-profile.ts); without them @noble/hashes computes the same bytes.
+   */
+  readonly hashes?: CertificateHashes;
 }
 
 // The hash as a dictionary: Node normalizes it measurably faster than the string form.

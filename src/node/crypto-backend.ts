@@ -5,7 +5,7 @@
  * KeyObject at most once.
  * @module
  */
-import { type KeyObject, createECDH, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { type KeyObject, createECDH, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { type P384Backend, P384Key } from '../attestation/p384.js';
 
 /** ECDSA P-384 through node:crypto (synchronous OpenSSL; randomized signatures). */
@@ -39,6 +39,10 @@ export function nodeCryptoBackend(): P384Backend {
       const ecdh = createECDH('secp384r1');
       ecdh.setPrivateKey(privateKey);
       return new Uint8Array(ecdh.getPublicKey());
+    },
+    hashes: {
+      sha1: (data) => new Uint8Array(createHash('sha1').update(data).digest()),
+      sha384: (data) => new Uint8Array(createHash('sha384').update(data).digest()),
     },
     hmacSha384(key, message) {
       return new Uint8Array(createHmac('sha384', key).update(message).digest());

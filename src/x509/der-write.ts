@@ -52,8 +52,20 @@ export function derOctetString(bytes: Uint8Array): Uint8Array {
   return der(TAG.OCTET_STRING, bytes);
 }
 
+/** Encoded OIDs by dotted text: a certificate names the same dozen many times (never mutated: der() copies). */
+const oids = new Map<string, Uint8Array>();
+
 /** OBJECT IDENTIFIER from dotted text. */
 export function derOid(dotted: string): Uint8Array {
+  let out = oids.get(dotted);
+  if (!out) {
+    out = encodeOid(dotted);
+    if (oids.size < 256) oids.set(dotted, out);
+  }
+  return out;
+}
+
+function encodeOid(dotted: string): Uint8Array {
   const arcs = dotted.split('.').map(Number);
   const body: number[] = [];
   const first = arcs[0]! * 40 + arcs[1]!;
