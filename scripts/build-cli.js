@@ -52,7 +52,7 @@ const common = {
   // The one use of import.meta (finding native/ from dist/node/) sees the bundle's own URL;
   // dist/cli/ is as deep as dist/node/, so the relative path still holds (and dist/cli/commands/
   // is given its own depth below).
-  define: { 'import.meta.url': '__bundleUrl' },
+  define: { 'import.meta.url': '__bundle.url' },
   legalComments: 'none',
   // Whitespace, comments and redundant syntax out (names are kept): a third less source to read
   // and scan on every start. NSM_EMULATOR_DEBUG=1 runs the per-file build instead
@@ -96,7 +96,8 @@ await build({
 });
 
 const banner = (up) => ({
-  js: `'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(up)}, '__bundle.js')).href;`,
+  // A getter: the URL is made only where import.meta.url is read (not on every start).
+  js: `'use strict';\nconst __bundle = { get url() { return require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(up)}, '__bundle.js')).href; } };`,
 });
 
 await build({ ...common, entryPoints: [join(root, 'dist', 'cli', 'main.js')], outfile: out, banner: banner('.'), plugins: [nistChunk('.')] });
