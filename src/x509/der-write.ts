@@ -4,7 +4,6 @@
  * header is written.
  * @module
  */
-import { concatBytes } from '@noble/hashes/utils.js';
 import { TAG } from './der.js';
 
 function lengthBytes(n: number): number[] {
@@ -14,11 +13,20 @@ function lengthBytes(n: number): number[] {
   return [0x80 | out.length, ...out];
 }
 
-/** One element: tag, definite length, then the concatenated contents. */
+/** One element: tag, definite length, then the concatenated contents (written into one allocation). */
 export function der(tag: number, ...contents: Uint8Array[]): Uint8Array {
   let size = 0;
   for (const c of contents) size += c.length;
-  return concatBytes(new Uint8Array([tag, ...lengthBytes(size)]), ...contents);
+  const length = lengthBytes(size);
+  const out = new Uint8Array(1 + length.length + size);
+  out[0] = tag;
+  out.set(length, 1);
+  let o = 1 + length.length;
+  for (const c of contents) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
 }
 
 export const derSequence = (...items: Uint8Array[]): Uint8Array => der(TAG.SEQUENCE, ...items);
