@@ -4,8 +4,9 @@
 // cache for it, dist/cli/nsm-emulator.cjs.v8cache; likewise one bundle per frequent command in
 // dist/cli/commands/. bin/nsm-emulator.js runs the bundle with that
 // cache: one file to read and little to compile is most of what makes a command start fast
-// (@noble/curves, needed only for pure-JS ECDSA, is its own bundle, dist/cli/nist-curves.cjs,
-// with its own code cache, loaded by the bundles when first used; see nistChunk below)
+// (@noble/curves and EIF booting, which most starts never use, are bundles of their own,
+// dist/cli/nist-curves.cjs and dist/cli/eif-boot.cjs, with their own code caches, loaded by the
+// bundles when first used; see chunk() below)
 // (Node 20 has no compile cache of its own for modules). The cache is made after running
 // `--help` (which loads every command) and a few common commands against output sinks, so the
 // functions they use are compiled already; V8 rejects it when its version or flags differ, and
@@ -31,8 +32,10 @@ try {
   rmSync(out, { force: true });
   rmSync(`${out}.v8cache`, { force: true });
   rmSync(join(root, 'dist', 'cli', 'commands'), { recursive: true, force: true });
-  rmSync(join(root, 'dist', 'cli', 'nist-curves.cjs'), { force: true });
-  rmSync(join(root, 'dist', 'cli', 'nist-curves.cjs.v8cache'), { force: true });
+  for (const name of ['nist-curves', 'eif-boot']) {
+    rmSync(join(root, 'dist', 'cli', `${name}.cjs`), { force: true });
+    rmSync(join(root, 'dist', 'cli', `${name}.cjs.v8cache`), { force: true });
+  }
   process.exit(0);
 }
 
@@ -61,21 +64,26 @@ const common = {
   minifySyntax: true,
   logLevel: 'warning',
 };
-// @noble/curves (a third of a command's bundle) is used only for pure-JS ECDSA: seeded
-// signing, a CA key file without its public key. Every command would read it and deserialize
-// its share of the code cache on each start, so it is bundled apart, into
-// dist/cli/nist-curves.cjs with a code cache of its own, and src/x509/nist-curves.ts's
-// import('@noble/curves/nist.js') in the bundles becomes a load of that file (with its cache, as
-// bin/nsm-emulator.js loads a bundle), made only when that import runs.
-const nistFile = join(root, 'dist', 'cli', 'nist-curves.cjs');
-const nistChunk = (up) => ({
-  name: 'nist-curves-chunk',
+// Code most starts never run is bundled apart, each part in dist/cli/<name>.cjs with a code
+// cache of its own, and the import that reaches it becomes a load of that file (with its cache,
+// as bin/nsm-emulator.js loads a bundle), made only when that import runs, so every other start
+// reads and deserializes less:
+// - nist-curves: @noble/curves (a third of a command's bundle), used only for pure-JS ECDSA
+//   (seeded signing, a CA key file without its public key): src/x509/nist-curves.ts's
+//   import('@noble/curves/nist.js');
+// - eif-boot: booting from an EIF or parent options (--eif, --parent-*, --debug), the EIF
+//   reader, measurement and worker: src/cli/boot-options.ts's import('../node/eif-boot.js').
+// A part has its own copies of the modules it shares with a bundle; what crosses between them
+// is plain data and the part's own classes (EifBootError), so no instanceof check is affected.
+const chunkFile = (name) => join(root, 'dist', 'cli', `${name}.cjs`);
+const chunk = (name, filter, up) => ({
+  name: `${name}-chunk`,
   setup(b) {
-    b.onResolve({ filter: /^@noble\/curves\/nist\.js$/ }, () => ({ path: 'nist-curves', namespace: 'nist-curves-chunk' }));
-    b.onLoad({ filter: /.*/, namespace: 'nist-curves-chunk' }, () => ({
+    b.onResolve({ filter }, () => ({ path: name, namespace: `${name}-chunk` }));
+    b.onLoad({ filter: /.*/, namespace: `${name}-chunk` }, () => ({
       loader: 'js',
       contents: `const { readFileSync } = require('node:fs');
-const file = require('node:path').join(__dirname, ${JSON.stringify(up)}, 'nist-curves.cjs');
+const file = require('node:path').join(__dirname, ${JSON.stringify(up)}, ${JSON.stringify(`${name}.cjs`)});
 let cachedData;
 try {
   cachedData = readFileSync(file + '.v8cache');
@@ -89,10 +97,12 @@ module.exports = m.exports;
     }));
   },
 });
+const nistChunk = (up) => chunk('nist-curves', /^@noble\/curves\/nist\.js$/, up);
+const eifBootChunk = (up) => chunk('eif-boot', /\/node\/eif-boot\.js$/, up);
 await build({
   ...common,
   stdin: { contents: "export * from '@noble/curves/nist.js';\n", resolveDir: root, sourcefile: 'nist-curves-entry.js' },
-  outfile: nistFile,
+  outfile: chunkFile('nist-curves'),
 });
 
 const banner = (up) => ({
@@ -100,7 +110,8 @@ const banner = (up) => ({
   js: `'use strict';\nconst __bundle = { get url() { return require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(up)}, '__bundle.js')).href; } };`,
 });
 
-await build({ ...common, entryPoints: [join(root, 'dist', 'cli', 'main.js')], outfile: out, banner: banner('.'), plugins: [nistChunk('.')] });
+await build({ ...common, entryPoints: [join(root, 'dist', 'node', 'eif-boot.js')], outfile: chunkFile('eif-boot'), banner: banner('.'), plugins: [nistChunk('.')] });
+await build({ ...common, entryPoints: [join(root, 'dist', 'cli', 'main.js')], outfile: out, banner: banner('.'), plugins: [nistChunk('.'), eifBootChunk('.')] });
 for (const name of FAST_COMMANDS) {
   await build({
     ...common,
@@ -113,7 +124,7 @@ for (const name of FAST_COMMANDS) {
     },
     outfile: join(commandsDir, `${name}.cjs`),
     banner: banner('..'),
-    plugins: [nistChunk('..')],
+    plugins: [nistChunk('..'), eifBootChunk('..')],
   });
 }
 
@@ -134,7 +145,19 @@ try {
     'describe-eif': existsSync(eif) ? [['describe-eif', '--eif-path', eif]] : [['describe-eif', '--help']],
     pcr: [['pcr', '--parent-id', 'i-1234567890abcdef0']],
   };
-  await warmNistCurves();
+  // The parts first (a bundle's warm run may load them, cache and all): a signature on each
+  // curve; a boot from the signed vector and from parent options.
+  await warmChunk('nist-curves', ({ p256, p384, p521 }) => {
+    for (const curve of [p256, p384, p521]) {
+      const secret = curve.utils.randomSecretKey();
+      const message = new Uint8Array(64);
+      curve.verify(curve.sign(message, secret, { lowS: false }), message, curve.getPublicKey(secret, false), { lowS: false });
+    }
+  });
+  await warmChunk('eif-boot', async ({ eifBootOptions }) => {
+    if (existsSync(eif)) await eifBootOptions({ eifPath: eif, debug: false });
+    await eifBootOptions({ parentInstanceId: 'i-1234567890abcdef0', debug: false });
+  });
   // The full bundle: --help (which loads every command) and the common commands once each.
   await warm(out, [['--help'], ...runs.attest, ...runs.rpc, ...runs.pcr]);
   for (const name of FAST_COMMANDS) await warm(join(commandsDir, `${name}.cjs`), runs[name]);
@@ -142,17 +165,15 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-/** Signs and verifies once on each curve with the @noble/curves bundle, then writes its code cache. */
-async function warmNistCurves() {
-  const script = new vm.Script(wrapCommonJs(readFileSync(nistFile, 'utf8')), { filename: nistFile });
+/** Runs a part (see chunk()) as a bundle's load of it would, calls `use` with its exports, then writes its code cache. */
+async function warmChunk(name, use) {
+  const file = chunkFile(name);
+  const script = new vm.Script(wrapCommonJs(readFileSync(file, 'utf8')), { filename: file });
   const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(pathToFileURL(nistFile)), module, nistFile, dirname(nistFile));
-  for (const curve of [module.exports.p256, module.exports.p384, module.exports.p521]) {
-    const secret = curve.utils.randomSecretKey();
-    const message = new Uint8Array(64);
-    curve.verify(curve.sign(message, secret, { lowS: false }), message, curve.getPublicKey(secret, false), { lowS: false });
-  }
-  writeFileSync(`${nistFile}.v8cache`, script.createCachedData());
+  script.runInThisContext()(module.exports, createRequire(pathToFileURL(file)), module, file, dirname(file));
+  await use(module.exports);
+  rmSync(`${file}.v8cache`, { force: true });
+  writeFileSync(`${file}.v8cache`, script.createCachedData());
 }
 
 /** Runs `file`'s main with each argument list, then writes its code cache beside it. */
