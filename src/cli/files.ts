@@ -7,7 +7,7 @@
 // node:fs's lazy `promises` (not node:fs/promises): a command that writes no file never loads it.
 import { promises as fsp, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { InputTooLargeError, formatSize, readFileBounded, readStreamBounded } from '../node/bounded-read.js';
+import { InputTooLargeError, formatSize, readFileBounded, readRegularFileBoundedSync, readStreamBounded } from '../node/bounded-read.js';
 import { type CliIo, UsageError } from './io.js';
 
 /** Size caps of CLI inputs, in bytes. */
@@ -63,7 +63,8 @@ export function fileProblem(e: unknown, path: string, writing = false): string {
 export async function readInput(label: string, path: string, limit: number, what: string, io?: CliIo): Promise<Uint8Array> {
   try {
     if (path === '-' && io) return await readStreamBounded(io.stdin, limit);
-    return await readFileBounded(path, limit);
+    // A regular file (the usual case) synchronously; pipes and devices through the async reader.
+    return readRegularFileBoundedSync(path, limit) ?? (await readFileBounded(path, limit));
   } catch (e) {
     if (e instanceof InputTooLargeError) throw new UsageError(`${label}: ${e.message} (expected ${what})`);
     if ((e as NodeJS.ErrnoException).code === undefined) throw e;

@@ -5,7 +5,7 @@
  * @module
  */
 // node:fs's lazy `promises` (not node:fs/promises): importing this module loads nothing more.
-import { promises as fsp } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 
 /** The input holds more than `limit` bytes; reading stopped there. */
 export class InputTooLargeError extends Error {
@@ -57,6 +57,34 @@ export async function readFileBounded(path: string, limit: number): Promise<Uint
     return join(chunks, total);
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A regular file's bytes read synchronously, or {@link InputTooLargeError} once more than
+ * `limit` bytes were read; null when `path` is not a regular file (a pipe, a device: read those
+ * with {@link readFileBounded}). For a command's start: no round trips through the thread pool,
+ * nothing more to load. Errno errors pass through.
+ */
+export function readRegularFileBoundedSync(path: string, limit: number): Uint8Array | null {
+  // O_NONBLOCK: opening a FIFO does not wait for a writer (it is then left to readFileBounded).
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) return null;
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const want = Math.min(CHUNK, limit + 1 - total);
+      const buf = new Uint8Array(want);
+      const bytesRead = readSync(fd, buf, 0, want, null);
+      if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > limit) throw new InputTooLargeError(limit);
+    }
+    return join(chunks, total);
+  } finally {
+    closeSync(fd);
   }
 }
 
