@@ -6,7 +6,8 @@
 // tarball gives every file one mtime) and whose node_modules/@noble links to this checkout's
 // dependencies; the children run in that project. (From the checkout, bin/nsm-emulator.js would
 // also walk src/ for modification times on every start, which an installed package, having no
-// src/, never does.) Each process reports its own CPU time
+// src/, never does.) What each command's start is made of, and what is left, is in the README
+// ("Benchmarks"). Each process reports its own CPU time
 // (user + system, Node's bootstrap included) through bench/cpu-probe.cjs, preloaded into the
 // subject and the baseline alike; runs are interleaved and medians compared. The ratio is
 // baseline / subject, so the target 0.77 is "at most 1.3x the CPU of bare Node". The CLI keeps
