@@ -7,8 +7,6 @@
 import { createHash, type Hash } from 'node:crypto';
 // node:fs's lazy `promises` (not node:fs/promises): describe-eif never loads it.
 import { closeSync, createReadStream, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import * as zlib from 'node:zlib';
 import { eifBootProfile, type EifBootParent, type EifBootProfile } from '../eif/boot-profile.js';
 import { crc32 as jsCrc32, type Crc32Function } from '../eif/crc32.js';
 import type { Sha384Factory, Sha384Hasher } from '../eif/hash.js';
@@ -78,10 +76,12 @@ function wrap(h: Hash): Sha384Hasher {
 export const nodeSha384: Sha384Factory = () => wrap(createHash('sha384'));
 
 /** CRC-32 from node:zlib when this Node has it (20.15+), else the pure-JS one. */
-export const nodeCrc32: Crc32Function =
-  typeof (zlib as { crc32?: unknown }).crc32 === 'function'
-    ? (crc, chunk) => (zlib as unknown as { crc32(d: Uint8Array, v: number): number }).crc32(chunk, crc)
-    : jsCrc32;
+export const nodeCrc32: Crc32Function = (crc, chunk) => {
+  zlibCrc32 ??= (process.getBuiltinModule('node:zlib') as { crc32?: (d: Uint8Array, v: number) => number }).crc32 ?? null;
+  return zlibCrc32 ? zlibCrc32(chunk, crc) : jsCrc32(crc, chunk);
+};
+/** node:zlib's crc32, looked up at the first call (null: this Node has none). */
+let zlibCrc32: ((data: Uint8Array, value: number) => number) | null | undefined;
 
 /** Files at least this large get PCR2's hash chain on a worker thread when there are 2+ cores. */
 export const PARALLEL_MEASURE_MIN_SIZE = 32 << 20;
@@ -191,7 +191,7 @@ export async function measureEifFileWith(path: string, options: MeasureEifFileOp
     let reason: string | undefined;
     if (options.parallel === false) reason = 'parallel: false';
     else if (options.parallel === undefined && size < PARALLEL_MEASURE_MIN_SIZE) reason = `the file is smaller than ${PARALLEL_MEASURE_MIN_SIZE >> 20} MiB`;
-    else if (options.parallel === undefined && availableParallelism() < 2) reason = 'this process may use one core';
+    else if (options.parallel === undefined && process.getBuiltinModule('node:os').availableParallelism() < 2) reason = 'this process may use one core';
     let ranges: EifByteRange[] | null = null;
     if (reason === undefined) {
       ranges = pcr2Ranges(fd, size);

@@ -19,7 +19,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { type Crc32Accumulator, type Crc32Function, crc32Combine } from '../eif/crc32.js';
 import type { EifByteRange } from '../eif/measure.js';
 
@@ -245,7 +244,7 @@ export function startPcr2Worker(
   const claims = new SharedArrayBuffer(blocks * 4);
   const crcs = new SharedArrayBuffer(blocks * 4);
   const c = new Int32Array(control);
-  const worker = new Worker(WORKER_SOURCE, {
+  const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(WORKER_SOURCE, {
     eval: true,
     execArgv: [], // not this process's flags (--input-type=module, --cpu-prof, ...)
     workerData: {

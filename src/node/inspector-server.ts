@@ -6,13 +6,15 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { readFile, realpath } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { INSPECTOR_CSS, inspectorHtml } from '../inspector/page-html.js';
+
+/** node:fs/promises, loaded when the inspector first serves (not when nsm-emulator/node is imported). */
+const fsp = () => process.getBuiltinModule('node:fs/promises');
 
 export interface InspectorServerOptions {
   /** Host to listen on (default 127.0.0.1). */
@@ -40,7 +42,7 @@ function packageRoot(): string {
 }
 
 async function nobleDir(name: 'hashes' | 'curves'): Promise<string> {
-  return realpath(dirname(createRequire(import.meta.url).resolve(`@noble/${name}/utils.js`)));
+  return fsp().realpath(dirname(createRequire(import.meta.url).resolve(`@noble/${name}/utils.js`)));
 }
 
 export class InspectorServer {
@@ -52,7 +54,7 @@ export class InspectorServer {
 
   /** Starts serving; resolves once listening. */
   static async start(options: InspectorServerOptions = {}): Promise<InspectorServer> {
-    const dist = await realpath(options.distDir ?? join(packageRoot(), 'dist')).catch(() => {
+    const dist = await fsp().realpath(options.distDir ?? join(packageRoot(), 'dist')).catch(() => {
       throw new InspectorServerError('the compiled package (dist/) is missing: run npm run build');
     });
     const roots: Record<string, string> = {
@@ -95,9 +97,9 @@ export class InspectorServer {
       const base = m ? roots[m[1]!] : undefined;
       if (!m || !base) return send(res, 404, 'text/plain', 'not found\n');
       try {
-        const file = await realpath(join(base, m[2]!));
+        const file = await fsp().realpath(join(base, m[2]!));
         if (!file.startsWith(base + sep)) return send(res, 404, 'text/plain', 'not found\n');
-        const body = await readFile(file);
+        const body = await fsp().readFile(file);
         if (body.length > MAX_FILE) return send(res, 404, 'text/plain', 'not found\n');
         return send(res, 200, 'text/javascript; charset=utf-8', body);
       } catch {
@@ -105,7 +107,7 @@ export class InspectorServer {
       }
     };
 
-    const server = createServer((req, res) => {
+    const server = process.getBuiltinModule('node:http').createServer((req, res) => {
       handle(req, res).catch(() => send(res, 500, 'text/plain', 'error\n'));
     });
     server.maxConnections = options.maxConnections ?? 32;

@@ -12,7 +12,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { KmsError } from '../kms/errors.js';
 import type { KmsCaller, KmsService } from '../kms/service.js';
@@ -48,7 +48,7 @@ export class KmsHttpServer {
   /** Starts listening; resolves to `http://HOST:PORT` (with the port chosen when 0 was asked). */
   listen(host = '127.0.0.1', port = 0): Promise<string> {
     if (this.server) throw new Error('already listening');
-    const server = createServer(
+    const server = process.getBuiltinModule('node:http').createServer(
       {
         maxHeaderSize: 16384,
         requestTimeout: this.options.requestTimeoutMs ?? 30_000,

@@ -6,9 +6,11 @@
  * @module
  */
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KmsStateJson } from '../kms/service.js';
+
+/** node:fs/promises, loaded at first use (not when nsm-emulator/node is imported). */
+const fsp = () => process.getBuiltinModule('node:fs/promises');
 
 export const KMS_STATE_FILE = 'kms-state.json';
 /** Largest state file read (bytes). */
@@ -28,11 +30,11 @@ export class KmsStateError extends Error {
 /** Makes the directory (0700) if missing; refuses a symbolic link or a non-directory. */
 export async function prepareKmsStateDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { mode: 0o700 });
+    await fsp().mkdir(dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new KmsStateError(dir, `cannot be created (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  const st = await lstat(dir);
+  const st = await fsp().lstat(dir);
   if (st.isSymbolicLink()) throw new KmsStateError(dir, 'is a symbolic link; give the real directory');
   if (!st.isDirectory()) throw new KmsStateError(dir, 'is not a directory');
 }
@@ -42,7 +44,7 @@ export async function loadKmsState(dir: string): Promise<KmsStateJson | null> {
   const path = join(dir, KMS_STATE_FILE);
   let fh;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fh = await fsp().open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
@@ -67,16 +69,16 @@ export async function loadKmsState(dir: string): Promise<KmsStateJson | null> {
 export async function saveKmsState(dir: string, state: KmsStateJson): Promise<void> {
   const path = join(dir, KMS_STATE_FILE);
   const tmp = join(dir, `.${KMS_STATE_FILE}.${process.pid}.${Math.random().toString(16).slice(2)}.tmp`);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const fh = await fsp().open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     await fh.writeFile(JSON.stringify(state, null, 1) + '\n');
     await fh.chmod(0o600);
     await fh.sync();
   } catch (e) {
     await fh.close();
-    await unlink(tmp).catch(() => undefined);
+    await fsp().unlink(tmp).catch(() => undefined);
     throw e;
   }
   await fh.close();
-  await rename(tmp, path);
+  await fsp().rename(tmp, path);
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { chmodSync, linkSync, lstatSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
-import { connect, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { dirname, join } from 'node:path';
 
 /** Thrown when another live server already owns the address, or the path holds something else. */
@@ -162,7 +162,7 @@ export async function clearStaleSocket(path: string, address: string): Promise<v
   }
   if (!st.isSocket()) throw new AddressInUseError(address, 'exists and is not a socket');
   const live = await new Promise<boolean>((resolve) => {
-    const c = connect(path);
+    const c = process.getBuiltinModule('node:net').connect(path);
     c.once('connect', () => {
       c.destroy();
       resolve(true);

@@ -5,7 +5,6 @@
  * source or another compiler gets its own build and a cached build is reused as is.
  * @module
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -99,7 +98,7 @@ export async function buildNative(program: NativeProgram, options: NativeBuildOp
   const args = [...ccArgs, ...program.cflags, '-I', nativeDir(), '-o', tmp, source, ...program.libs];
   try {
     await new Promise<void>((resolvePromise, reject) => {
-      execFile(cc, args, { timeout: 120_000 }, (err, _stdout, stderr) => {
+      process.getBuiltinModule('node:child_process').execFile(cc, args, { timeout: 120_000 }, (err, _stdout, stderr) => {
         if (!err) return resolvePromise();
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') {

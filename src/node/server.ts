@@ -13,7 +13,7 @@
  * (connections, timeouts) are in ./server-limits.ts; Unix socket files are created 0600.
  * @module
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { NsmDevice } from '../device/nsm-device.js';
 import { NsmDeviceGoneError } from '../device/faults.js';
 import { encodeResponse } from '../wire/encode-response.js';
@@ -116,7 +116,7 @@ export class NsmServer {
    */
   async listen(endpoint: NsmEndpoint): Promise<string> {
     if (this.closing) throw new Error('server is closed');
-    const server = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
+    const server = process.getBuiltinModule('node:net').createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     if ('path' in endpoint) {
       const address = `unix:${endpoint.path}`;
       const socketFile = await listenUnix(server, endpoint.path, endpoint.mode ?? DEFAULT_SOCKET_MODE);

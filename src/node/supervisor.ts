@@ -5,7 +5,6 @@
  * where the preload shim reaches only dynamically linked programs that call libc.
  * @module
  */
-import { execFile } from 'node:child_process';
 import { type NativeBuildOptions, type NativeProgram, buildNative } from './native-build.js';
 
 export const SUPERVISOR_PROGRAM: NativeProgram = {
@@ -41,7 +40,7 @@ export function probeSupervisor(supervisor: string): Promise<SupervisorProbe> {
   let p = probes.get(supervisor);
   if (p === undefined) {
     p = new Promise<SupervisorProbe>((resolve) => {
-      execFile(supervisor, ['--probe'], { timeout: 10_000 }, (err, _stdout, stderr) => {
+      process.getBuiltinModule('node:child_process').execFile(supervisor, ['--probe'], { timeout: 10_000 }, (err, _stdout, stderr) => {
         if (!err) return resolve({ ok: true, reason: '' });
         const said = String(stderr)
           .trim()

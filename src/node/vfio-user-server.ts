@@ -8,7 +8,7 @@
  * the client.
  * @module
  */
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import { lstatSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { VirtioNsmDevice } from '../virtio/virtio-nsm-device.js';
@@ -63,7 +63,7 @@ export class VfioUserServer {
   private constructor(device: VirtioNsmDevice, relay: string, readonly path: string, options: VfioUserServerOptions) {
     this.log = options.log ?? (() => undefined);
     this.session = new VfioUserSession(device, options);
-    this.child = spawn(relay, [path], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = process.getBuiltinModule('node:child_process').spawn(relay, [path], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
     this.child.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-2000)));
     this.child.stdin.on('error', () => undefined); // the relay died: reported through 'exit'
