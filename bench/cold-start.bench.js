@@ -13,7 +13,8 @@
 // baseline / subject, so the target 0.77 is "at most 1.3x the CPU of bare Node". The CLI keeps
 // its derived regional and zonal certificates in its cache (~/.cache/nsm-emulator/chain, the
 // default), filled by the unmeasured first run of each row; one more attest row runs with the
-// cache off (NSM_EMULATOR_CHAIN_CACHE=off), to show what it saves.
+// cache off (NSM_EMULATOR_CHAIN_CACHE=off), to show what it saves (no target: it is not how the
+// CLI runs by default).
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,7 +57,8 @@ function install(dir) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-function row(name, subject, baselineName, baseline) {
+/** One row; `diagnostic` rows (a non-default setting, shown for comparison) carry no target. */
+function row(name, subject, baselineName, baseline, diagnostic = false) {
   const ours = [];
   const base = [];
   measure(subject.args, subject.input, subject.env); // page cache, first-run effects
@@ -74,8 +76,7 @@ function row(name, subject, baselineName, baseline) {
     baseline: baselineName,
     baselineOpsPerSec: 1000 / baselineCpuMs,
     ratio: baselineCpuMs / cpuMs,
-    target: Number(TARGET.toFixed(2)),
-    pass: cpuMs <= 1.3 * baselineCpuMs,
+    ...(diagnostic ? {} : { target: Number(TARGET.toFixed(2)), pass: cpuMs <= 1.3 * baselineCpuMs }),
     cpuMs,
     baselineCpuMs,
     wallMs: median(ours.map((r) => r.wallMs)),
@@ -98,7 +99,7 @@ export async function run() {
     const bare = "node -e \"require('node:crypto')\"";
     return [
       row('cold start: nsm-emulator attest --nonce 00', cli('attest', '--nonce', '00'), bare, nodeCrypto),
-      row('cold start: nsm-emulator attest --nonce 00 (certificate cache off)', { ...cli('attest', '--nonce', '00'), env: { NSM_EMULATOR_CHAIN_CACHE: 'off' } }, bare, nodeCrypto),
+      row('cold start: nsm-emulator attest --nonce 00 (certificate cache off)', { ...cli('attest', '--nonce', '00'), env: { NSM_EMULATOR_CHAIN_CACHE: 'off' } }, bare, nodeCrypto, true),
       row('cold start: nsm-emulator rpc (DescribeNSM)', { args: [bin, 'rpc'], input: '6b44657363726962654e534d\n' }, bare, nodeCrypto),
       row('cold start: nsm-emulator verify DOC', cli('verify', doc, '--root', join(project, 'node_modules', 'nsm-emulator', 'certs', 'root.pem')), bare, nodeCrypto),
       row('cold start: nsm-emulator describe-eif (signed)', cli('describe-eif', '--eif-path', eif), bare, nodeCrypto),
