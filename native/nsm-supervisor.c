@@ -249,6 +249,10 @@ static int memory_refused(int r, pid_t pid)
 
 struct mem_ctx {
 	pid_t pid;
+	int held; /* copy_out_cb: the response, waiting for the argument struct */
+	uint64_t dst;
+	const void *src;
+	size_t n;
 };
 
 static int copy_in_cb(void *ctx, void *dst, uint64_t src, size_t n)
@@ -256,9 +260,39 @@ static int copy_in_cb(void *ctx, void *dst, uint64_t src, size_t n)
 	return mem_read(((struct mem_ctx *)ctx)->pid, dst, src, n);
 }
 
+/*
+ * The response bytes, then the argument struct, in one process_vm_writev: it stops at the first
+ * byte it cannot write, so an unwritable response buffer leaves the argument unwritten, as in the
+ * kernel. Either part failing is EFAULT; any other error is returned as is.
+ */
+static int write_response_and_arg(pid_t pid, uint64_t resp_dst, const void *resp, size_t resp_n, uint64_t arg_dst, const void *arg, size_t arg_n)
+{
+	if ((resp_n != 0 && resp_dst == 0) || arg_dst == 0)
+		return -EFAULT;
+	struct iovec local[2] = { { (void *)resp, resp_n }, { (void *)arg, arg_n } };
+	struct iovec remote[2] = { { (void *)(uintptr_t)resp_dst, resp_n }, { (void *)(uintptr_t)arg_dst, arg_n } };
+	int skip = resp_n == 0;
+	ssize_t k = process_vm_writev(pid, local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
+	if (k == (ssize_t)(resp_n + arg_n))
+		return 0;
+	if (k >= 0 || errno == EFAULT)
+		return -EFAULT;
+	return -errno;
+}
+
+/* nsm_raw_finish's copy_out: the first call (the response) is held back and written together with
+   the second (the argument struct), in one system call. */
 static int copy_out_cb(void *ctx, uint64_t dst, const void *src, size_t n)
 {
-	return mem_write(((struct mem_ctx *)ctx)->pid, dst, src, n);
+	struct mem_ctx *m = ctx;
+	if (!m->held) {
+		m->held = 1;
+		m->dst = dst;
+		m->src = src;
+		m->n = n;
+		return 0;
+	}
+	return write_response_and_arg(m->pid, m->dst, m->src, m->n, dst, src, n);
 }
 
 /* Reads a NUL-terminated string a page at a time (so a string ending just before an unmapped
