@@ -136,6 +136,20 @@ describe('the certificate cache of the CLI', () => {
     expect(hexOf(readFileSync(target))).toBe(hexOf(readFileSync(join(cache, name!))));
   });
 
+  it('uses the default directory under HOME, and with a HOME that does not exist creates nothing and says nothing', () => {
+    const home = join(work, 'home');
+    const env = { ...process.env, NSM_EMULATOR_CHAIN_CACHE: '', XDG_CACHE_HOME: '' };
+    const run = (h: string) => spawnSync(process.execPath, [binPath, ...SEEDED], { cwd: repoRoot, env: { ...env, HOME: h }, encoding: 'utf8' });
+    const missing = join(home, 'missing');
+    const a = run(missing);
+    expect([a.status, a.stderr]).toEqual([0, '']);
+    expect(existsSync(missing)).toBe(false);
+    const b = run(work); // an existing HOME: the cache goes to HOME/.cache/nsm-emulator/chain
+    expect([b.status, b.stderr]).toEqual([0, '']);
+    expect(entries(join(work, '.cache', 'nsm-emulator', 'chain'))).toHaveLength(2);
+    expect(b.stdout).toBe(a.stdout);
+  });
+
   it('off writes nothing; a relative path is a usage error', () => {
     const before = existsSync(join(work, 'off'));
     attest('off', SEEDED);

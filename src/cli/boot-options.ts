@@ -11,6 +11,7 @@ import { ttyProgress } from './progress.js';
 import { nodeDeviceSha384 } from '../node/device-hash.js';
 import { CHAIN_CACHE_ENV, defaultChainCacheDir, fileChainStore } from '../node/chain-cache.js';
 import type { ChainStore } from '../attestation/chain-store.js';
+import { existsSync } from 'node:fs';
 
 /** Flag definitions in node:util parseArgs form. */
 export const BOOT_OPTION_SPEC = {
@@ -167,7 +168,9 @@ export async function deviceOptionsFromFlags(flags: BootFlags, cli?: { io: CliIo
  * The CLI's cache of derived intermediate certificates (src/node/chain-cache.ts), as
  * NSM_EMULATOR_CHAIN_CACHE says: unset or empty, the default directory
  * (~/.cache/nsm-emulator/chain); `off`, no cache; an absolute path, that directory. A problem
- * with the cache is reported once on standard error and the command goes on without it.
+ * with the cache is reported once on standard error and the command goes on without it. With
+ * the default directory and a HOME that does not exist (system users' HOME=/nonexistent), there
+ * is no cache and nothing is said: the cache never creates a home directory.
  */
 export function cliChainStore(cli?: { io: CliIo; command: string }, env: NodeJS.ProcessEnv = process.env): ChainStore | undefined {
   const setting = env[CHAIN_CACHE_ENV] ?? '';
@@ -175,6 +178,9 @@ export function cliChainStore(cli?: { io: CliIo; command: string }, env: NodeJS.
   if (setting !== '' && !setting.startsWith('/')) {
     throw new UsageError(`${CHAIN_CACHE_ENV}='${setting}': expected 'off' or an absolute directory path`);
   }
+  const xdg = env['XDG_CACHE_HOME'];
+  const home = env['HOME'];
+  if (setting === '' && !xdg?.startsWith('/') && home && !existsSync(home)) return undefined;
   let told = false;
   return fileChainStore(setting || defaultChainCacheDir(env), {
     onError: (e) => {
