@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,6 +239,27 @@ static int nsm_raw_begin(nsm_copy_in_fn copy_in, void *ctx, uint64_t argp, struc
  * NSM_RESPONSE_MAX_SIZE): cut the answer to the caller's response.len, copy it out, and write
  * the argument back with the new length (EFAULT when either cannot be written).
  */
+/*
+ * Writes the response bytes, then the argument struct, into process `pid` in one
+ * process_vm_writev. It stops at the first byte it cannot write, so an unwritable response
+ * buffer leaves the argument unwritten, as in the kernel. 0; -EFAULT when either part cannot be
+ * written; another negative errno when the call itself is refused (e.g. by seccomp or ptrace rules).
+ */
+static int nsm_write_response_and_arg(pid_t pid, uint64_t resp_dst, const void *resp, size_t resp_n, uint64_t arg_dst, const void *arg, size_t arg_n)
+{
+	if ((resp_n != 0 && resp_dst == 0) || arg_dst == 0)
+		return -EFAULT;
+	struct iovec local[2] = { { (void *)resp, resp_n }, { (void *)arg, arg_n } };
+	struct iovec remote[2] = { { (void *)(uintptr_t)resp_dst, resp_n }, { (void *)(uintptr_t)arg_dst, arg_n } };
+	int skip = resp_n == 0;
+	ssize_t k = process_vm_writev(pid, local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
+	if (k == (ssize_t)(resp_n + arg_n))
+		return 0;
+	if (k >= 0 || errno == EFAULT)
+		return -EFAULT;
+	return -errno;
+}
+
 static int nsm_raw_finish(nsm_copy_out_fn copy_out, void *ctx, uint64_t argp, struct nsm_raw *raw, const uint8_t *resp, uint32_t resp_len)
 {
 	if (raw->response.len > resp_len)

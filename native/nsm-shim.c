@@ -605,22 +605,15 @@ static int copy_out(uint64_t dst, const void *src, size_t n)
 }
 
 /*
- * The response bytes, then the argument struct, in one process_vm_writev: it stops at the first unwritable byte, so a bad response buffer leaves the
- * struct unwritten, as in the kernel.
+ * The response bytes, then the argument struct, in one process_vm_writev
+ * (nsm_write_response_and_arg, shared with the supervisor); plain stores where that call is refused.
  */
 static int copy_out_response(uint64_t resp_dst, const void *resp, size_t resp_n, uint64_t arg_dst, const void *arg, size_t arg_n)
 {
-	if ((resp_n != 0 && resp_dst == 0) || arg_dst == 0)
-		return -EFAULT;
 	if (!__atomic_load_n(&vm_copy_unusable, __ATOMIC_RELAXED)) {
-		struct iovec local[2] = { { (void *)resp, resp_n }, { (void *)arg, arg_n } };
-		struct iovec remote[2] = { { (void *)(uintptr_t)resp_dst, resp_n }, { (void *)(uintptr_t)arg_dst, arg_n } };
-		int skip = resp_n == 0;
-		ssize_t k = process_vm_writev(self_pid(), local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
-		if (k == (ssize_t)(resp_n + arg_n))
-			return 0;
-		if (k >= 0 || errno == EFAULT)
-			return -EFAULT;
+		int r = nsm_write_response_and_arg(self_pid(), resp_dst, resp, resp_n, arg_dst, arg, arg_n);
+		if (r == 0 || r == -EFAULT)
+			return r;
 		__atomic_store_n(&vm_copy_unusable, 1, __ATOMIC_RELAXED);
 	}
 	int r = copy_out(resp_dst, resp, resp_n);

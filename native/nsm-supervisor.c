@@ -219,21 +219,6 @@ static int mem_read(pid_t pid, void *dst, uint64_t src, size_t n)
 	return -errno;
 }
 
-static int mem_write(pid_t pid, uint64_t dst, const void *src, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (dst == 0)
-		return -EFAULT;
-	struct iovec local = { (void *)src, n }, remote = { (void *)(uintptr_t)dst, n };
-	ssize_t k = process_vm_writev(pid, &local, 1, &remote, 1, 0);
-	if (k == (ssize_t)n)
-		return 0;
-	if (k >= 0 || errno == EFAULT)
-		return -EFAULT;
-	return -errno;
-}
-
 /* Access refused (not EFAULT): a process we may not trace, e.g. one that made itself non-dumpable. */
 static int memory_refused(int r, pid_t pid)
 {
@@ -260,26 +245,6 @@ static int copy_in_cb(void *ctx, void *dst, uint64_t src, size_t n)
 	return mem_read(((struct mem_ctx *)ctx)->pid, dst, src, n);
 }
 
-/*
- * The response bytes, then the argument struct, in one process_vm_writev: it stops at the first
- * byte it cannot write, so an unwritable response buffer leaves the argument unwritten, as in the
- * kernel. Either part failing is EFAULT; any other error is returned as is.
- */
-static int write_response_and_arg(pid_t pid, uint64_t resp_dst, const void *resp, size_t resp_n, uint64_t arg_dst, const void *arg, size_t arg_n)
-{
-	if ((resp_n != 0 && resp_dst == 0) || arg_dst == 0)
-		return -EFAULT;
-	struct iovec local[2] = { { (void *)resp, resp_n }, { (void *)arg, arg_n } };
-	struct iovec remote[2] = { { (void *)(uintptr_t)resp_dst, resp_n }, { (void *)(uintptr_t)arg_dst, arg_n } };
-	int skip = resp_n == 0;
-	ssize_t k = process_vm_writev(pid, local + skip, 2 - (unsigned long)skip, remote + skip, 2 - (unsigned long)skip, 0);
-	if (k == (ssize_t)(resp_n + arg_n))
-		return 0;
-	if (k >= 0 || errno == EFAULT)
-		return -EFAULT;
-	return -errno;
-}
-
 /* nsm_raw_finish's copy_out: the first call (the response) is held back and written together with
    the second (the argument struct), in one system call. */
 static int copy_out_cb(void *ctx, uint64_t dst, const void *src, size_t n)
@@ -292,7 +257,7 @@ static int copy_out_cb(void *ctx, uint64_t dst, const void *src, size_t n)
 		m->n = n;
 		return 0;
 	}
-	return write_response_and_arg(m->pid, m->dst, m->src, m->n, dst, src, n);
+	return nsm_write_response_and_arg(m->pid, m->dst, m->src, m->n, dst, src, n);
 }
 
 /* Reads a NUL-terminated string a page at a time (so a string ending just before an unmapped
@@ -559,7 +524,7 @@ static void on_ioctl(const struct seccomp_notif *n)
 	struct pending *p = calloc(1, sizeof(*p));
 	uint8_t frame[4 + NSM_REQUEST_MAX_SIZE];
 	size_t frame_len = 0;
-	struct mem_ctx ctx = { n->pid };
+	struct mem_ctx ctx = { .pid = n->pid };
 	if (p == NULL) {
 		fail_call(n->id, ENOMEM);
 		return;
@@ -602,7 +567,7 @@ static void finish_head(struct conn *c)
 		c->tail = NULL;
 	uint32_t kept = c->body_len < NSM_RESPONSE_MAX_SIZE ? c->body_len : NSM_RESPONSE_MAX_SIZE;
 	if (id_valid(p->id)) { /* never write into a process that is no longer the one that asked */
-		struct mem_ctx ctx = { p->pid };
+		struct mem_ctx ctx = { .pid = p->pid };
 		int r = nsm_raw_finish(copy_out_cb, &ctx, p->argp, &p->raw, c->body, kept);
 		if (r < 0)
 			fail_call(p->id, memory_refused(r, p->pid) ? EIO : -r);

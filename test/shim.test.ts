@@ -13,6 +13,7 @@ import { shimEnvironment } from '../src/node/shim-env.js';
 import {
   DRIVER_ERRNO,
   NATIVE_DIR,
+  runDriverMode,
   type RunningServer,
   buildTestShim,
   compileClient,
@@ -109,30 +110,18 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
   });
 
   it('gives the kernel driver errno values (EMSGSIZE, EFAULT, EINVAL) and leaves errno alone on success', async () => {
-    let exchanges = 0;
-    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, 'count.sock');
-    try {
-      const got = await runChild(client, ['errors'], { env: shimEnvironment(shim, counting.address) });
-      // 0x1001 bytes: refused before anything reaches the device; an unwritable response buffer
-      // fails after the request ran, as in the kernel; FIONREAD reaches the driver, which refuses it.
-      expect(got.stdout.trim().split('\n')).toEqual(DRIVER_ERRNO.errors);
-      expect(exchanges).toBe(DRIVER_ERRNO.errorsExchanges);
-    } finally {
-      await counting.stop();
-    }
+    const got = await runDriverMode(tmp.path, 'errors', (address) => runChild(client, ['errors'], { env: shimEnvironment(shim, address) }));
+    // 0x1001 bytes: refused before anything reaches the device; an unwritable response buffer
+    // fails after the request ran, as in the kernel; FIONREAD reaches the driver, which refuses it.
+    expect(got.lines).toEqual(DRIVER_ERRNO.errors);
+    expect(got.exchanges).toBe(DRIVER_ERRNO.errorsExchanges);
   });
 
   it('reads the argument and the buffers as the kernel does wherever they sit: heap, guard pages, read-only, signal stack', async () => {
-    let exchanges = 0;
-    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, 'faults.sock');
-    try {
-      const got = await runChild(client, ['faults'], { env: shimEnvironment(shim, counting.address) });
-      expect(got.stderr).toBe('');
-      expect(got.stdout.trim().split('\n')).toEqual(DRIVER_ERRNO.faults);
-      expect(exchanges).toBe(DRIVER_ERRNO.faultsExchanges);
-    } finally {
-      await counting.stop();
-    }
+    const got = await runDriverMode(tmp.path, 'faults', (address) => runChild(client, ['faults'], { env: shimEnvironment(shim, address) }));
+    expect(got.stderr).toBe('');
+    expect(got.lines).toEqual(DRIVER_ERRNO.faults);
+    expect(got.exchanges).toBe(DRIVER_ERRNO.faultsExchanges);
   });
 
   it('serializes many threads on one descriptor', async () => {

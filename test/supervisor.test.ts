@@ -19,6 +19,7 @@ import { binPath, liveIo } from './helpers/cli.js';
 import {
   DRIVER_ERRNO,
   NATIVE_DIR,
+  runDriverMode,
   compileClient,
   compileGoClient,
   haveTool,
@@ -266,34 +267,22 @@ describe.skipIf(!probe.ok)('seccomp supervisor, run directly', () => {
   const run = (args: string[], e: NodeJS.ProcessEnv = env) => runChild(supervisor, ['--', ...args], { env: e });
 
   it('gives the kernel driver errno values and leaves errno alone on success', async () => {
-    let exchanges = 0;
-    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, 'count.sock');
-    try {
-      const got = await run([client, 'errors'], { ...env, NSM_EMULATOR_SOCKET: counting.address });
-      expect(got.stderr).toBe('');
-      // Other commands on the descriptor never reach us (the filter reports only the NSM ioctl
-      // family); the epoll instance behind it refuses them with EINVAL as the driver does since
-      // Linux 6.9, ENOTTY before.
-      const [major, minor] = release().split('.').map(Number) as [number, number];
-      const generic = major > 6 || (major === 6 && minor >= 9) ? 'EINVAL' : 'ENOTTY';
-      expect(got.stdout.trim().split('\n')).toEqual(DRIVER_ERRNO.errors.map((l) => (l.startsWith('fionread ') ? `fionread ${generic}` : l)));
-      expect(exchanges).toBe(DRIVER_ERRNO.errorsExchanges);
-    } finally {
-      await counting.stop();
-    }
+    const got = await runDriverMode(tmp.path, 'errors', (address) => run([client, 'errors'], { ...env, NSM_EMULATOR_SOCKET: address }));
+    expect(got.stderr).toBe('');
+    // Other commands on the descriptor never reach us (the filter reports only the NSM ioctl
+    // family); the epoll instance behind it refuses them with EINVAL as the driver does since
+    // Linux 6.9, ENOTTY before.
+    const [major, minor] = release().split('.').map(Number) as [number, number];
+    const generic = major > 6 || (major === 6 && minor >= 9) ? 'EINVAL' : 'ENOTTY';
+    expect(got.lines).toEqual(DRIVER_ERRNO.errors.map((l) => (l.startsWith('fionread ') ? `fionread ${generic}` : l)));
+    expect(got.exchanges).toBe(DRIVER_ERRNO.errorsExchanges);
   });
 
   it('reads the argument and the buffers as the kernel does wherever they sit: heap, guard pages, read-only, signal stack', async () => {
-    let exchanges = 0;
-    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, 'faults.sock');
-    try {
-      const got = await run([client, 'faults'], { ...env, NSM_EMULATOR_SOCKET: counting.address });
-      expect(got.stderr).toBe('');
-      expect(got.stdout.trim().split('\n')).toEqual(DRIVER_ERRNO.faults);
-      expect(exchanges).toBe(DRIVER_ERRNO.faultsExchanges);
-    } finally {
-      await counting.stop();
-    }
+    const got = await runDriverMode(tmp.path, 'faults', (address) => run([client, 'faults'], { ...env, NSM_EMULATOR_SOCKET: address }));
+    expect(got.stderr).toBe('');
+    expect(got.lines).toEqual(DRIVER_ERRNO.faults);
+    expect(got.exchanges).toBe(DRIVER_ERRNO.faultsExchanges);
   });
 
   it('read() and write() on the device fail with EINVAL, as on the real device', async () => {

@@ -28,6 +28,27 @@ export const DRIVER_ERRNO: {
   readonly faultsExchanges: number;
 } = JSON.parse(readFileSync(join(NATIVE_DIR, 'driver-errno.json'), 'utf8'));
 
+/**
+ * Runs `nsm-client errors` or `nsm-client faults` (through `run`, given the address of a fresh
+ * server that counts what reaches its device) and returns the client's lines, its stderr, and
+ * how many requests the device received: compared with {@link DRIVER_ERRNO} by the shim and
+ * supervisor tests.
+ */
+export async function runDriverMode(
+  dir: string,
+  mode: 'errors' | 'faults',
+  run: (address: string) => Promise<{ stdout: string; stderr: string }>,
+): Promise<{ lines: string[]; stderr: string; exchanges: number }> {
+  let exchanges = 0;
+  const counting = await startServer(dir, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, `${mode}.sock`);
+  try {
+    const got = await run(counting.address);
+    return { lines: got.stdout.trim().split('\n'), stderr: got.stderr, exchanges };
+  } finally {
+    await counting.stop();
+  }
+}
+
 /** Whether `cmd --version` (or `cmd ...args`) runs; when it does not, prints why the tests needing it are skipped. */
 export function haveTool(cmd: string, needs: string, args: readonly string[] = ['--version']): boolean {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
