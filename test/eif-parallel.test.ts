@@ -97,6 +97,15 @@ describe('the CRC split between the threads', () => {
   });
 });
 
+/** Feeds the file to the worker's CRC as the reader does: 64 KiB pieces, the header's CRC field (544-547) left out. */
+function feedCrc(w: { crc: { update(data: Uint8Array, offset: number): void } }, bytes: Uint8Array): void {
+  for (let o = 0; o < bytes.length; o += 65_536) {
+    if (o === 0) w.crc.update(bytes.subarray(0, 544), 0);
+    const from = Math.max(o, 548);
+    w.crc.update(bytes.subarray(from, Math.min(o + 65_536, bytes.length)), from);
+  }
+}
+
 describe('the PCR2 worker thread', () => {
   it('hashes the ranges of the file and computes the CRC of the blocks it claims first', async () => {
     const ranges = appRanges(bytes);
@@ -104,11 +113,7 @@ describe('the PCR2 worker thread', () => {
     try {
       const w = startPcr2Worker(fd, ranges, bytes.length, nodeCrc32);
       waitFor(() => w.workerCrcBytes > 0); // it started and claimed a block before this thread got there
-      for (let o = 0; o < bytes.length; o += 65_536) {
-        if (o === 0) w.crc.update(bytes.subarray(0, 544), 0);
-        const from = Math.max(o, 548);
-        w.crc.update(bytes.subarray(from, Math.min(o + 65_536, bytes.length)), from);
-      }
+      feedCrc(w, bytes);
       expect(await w.crc.result()).toBe(fileCrc(bytes));
       expect(hex(await w.result())).toBe(hex(sha384(...app)));
       expect(w.usedWorker).toBe(true);
@@ -127,11 +132,7 @@ describe('the PCR2 worker thread', () => {
       const w = startPcr2Worker(fd, ranges, bytes.length, nodeCrc32, { maxCrcBlocks: 6 });
       expect(w.crcBlock).toBe(2 * CRC_BLOCK);
       waitFor(() => w.workerCrcBytes >= 4 * CRC_BLOCK); // both blocks done before this thread got there
-      for (let o = 0; o < bytes.length; o += 65_536) {
-        if (o === 0) w.crc.update(bytes.subarray(0, 544), 0);
-        const from = Math.max(o, 548);
-        w.crc.update(bytes.subarray(from, Math.min(o + 65_536, bytes.length)), from);
-      }
+      feedCrc(w, bytes);
       expect(await w.crc.result()).toBe(fileCrc(bytes));
       expect(hex(await w.result())).toBe(hex(sha384(...app)));
       expect(w.workerCrcBytes).toBe(2 * 2 * CRC_BLOCK);

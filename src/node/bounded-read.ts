@@ -39,22 +39,38 @@ function join(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
+/** The chunks of one bounded read: a buffer for the next read, never more than one byte past the limit. */
+class BoundedChunks {
+  private readonly chunks: Uint8Array[] = [];
+  private total = 0;
+  constructor(private readonly limit: number) {}
+  /** A buffer for the next read (at most one byte more than the limit allows, to notice going over). */
+  next(): Uint8Array {
+    return new Uint8Array(Math.min(CHUNK, this.limit + 1 - this.total));
+  }
+  /** Takes `n` bytes read into `buf`; false at the end of the input; InputTooLargeError past the limit. */
+  took(buf: Uint8Array, n: number): boolean {
+    if (n === 0) return false;
+    this.chunks.push(buf.subarray(0, n));
+    this.total += n;
+    if (this.total > this.limit) throw new InputTooLargeError(this.limit);
+    return true;
+  }
+  bytes(): Uint8Array {
+    return join(this.chunks, this.total);
+  }
+}
+
 /** A file's bytes, or {@link InputTooLargeError} once more than `limit` bytes were read. Errno errors pass through. */
 export async function readFileBounded(path: string, limit: number): Promise<Uint8Array> {
   const fh = await fsp.open(path, 'r');
   try {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
+    const into = new BoundedChunks(limit);
     for (;;) {
-      const want = Math.min(CHUNK, limit + 1 - total);
-      const buf = new Uint8Array(want);
-      const { bytesRead } = await fh.read(buf, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(buf.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > limit) throw new InputTooLargeError(limit);
+      const buf = into.next();
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (!into.took(buf, bytesRead)) return into.bytes();
     }
-    return join(chunks, total);
   } finally {
     await fh.close();
   }
@@ -71,18 +87,11 @@ export function readRegularFileBoundedSync(path: string, limit: number): Uint8Ar
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     if (!fstatSync(fd).isFile()) return null;
-    const chunks: Uint8Array[] = [];
-    let total = 0;
+    const into = new BoundedChunks(limit);
     for (;;) {
-      const want = Math.min(CHUNK, limit + 1 - total);
-      const buf = new Uint8Array(want);
-      const bytesRead = readSync(fd, buf, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(buf.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > limit) throw new InputTooLargeError(limit);
+      const buf = into.next();
+      if (!into.took(buf, readSync(fd, buf, 0, buf.length, null))) return into.bytes();
     }
-    return join(chunks, total);
   } finally {
     closeSync(fd);
   }
