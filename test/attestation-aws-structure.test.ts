@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeAttestationDocument } from '../src/attestation/index.js';
-import { hex, unhex } from './helpers/hex.js';
+import { hex } from './helpers/hex.js';
+import { realAwsDoc } from './helpers/aws-vectors.js';
 
 const cborx = new Decoder({ mapsAsObjects: false, useRecords: false });
 
@@ -186,7 +187,7 @@ function extensionText(der: Uint8Array): string {
 }
 
 function realDocument(n: number): Uint8Array {
-  return unhex(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim());
+  return realAwsDoc(n).doc;
 }
 
 /** Our document made from exactly the real one's inputs. */

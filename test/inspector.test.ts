@@ -14,26 +14,14 @@ import { inspectDocument, type TrustedRoot } from '../src/inspector/report.js';
 import { ExpectedPcrsError, comparePcrs, diffReports, parseExpectedPcrs } from '../src/inspector/compare.js';
 import { describePublicKey } from '../src/inspector/public-key.js';
 import { hex, unhex } from './helpers/hex.js';
+import { AWS_ROOT_PEM, realAwsDoc as real } from './helpers/aws-vectors.js';
 import { runCli } from './helpers/cli.js';
 import { encodeRequest } from '../src/wire/encode-request.js';
 import { spawnCliLive } from './helpers/inspector.js';
 
-const AWS: TrustedRoot = { name: 'aws', certificate: readFileSync('vectors/aws/aws-nitro-root-g1.pem', 'utf8') };
+const AWS: TrustedRoot = { name: 'aws', certificate: AWS_ROOT_PEM };
 const TEST: TrustedRoot = { name: 'test', certificate: committedTestCa().root.der };
 const EIF = JSON.parse(readFileSync('vectors/eif/expected.json', 'utf8')).vectors.v1_basic_unsigned.expected_pcrs as Record<string, string>;
-
-interface Facts {
-  module_id: string;
-  timestamp_ms: number;
-  pcrs: Record<string, string>;
-  user_data: { hex: string } | null;
-  nonce: { hex: string } | null;
-  format: { payload_map_encoding: string };
-}
-const real = (n: number) => ({
-  doc: unhex(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim()),
-  facts: JSON.parse(readFileSync(`vectors/aws/aws-real-doc-${n}.json`, 'utf8')) as Facts,
-});
 
 describe('the embedded AWS root', () => {
   it('is byte for byte the vector copy of AWS Nitro Enclaves Root-G1', () => {

@@ -1,11 +1,11 @@
 // makeAttestationDocument's defaults against real AWS documents (vectors/aws, read with cbor-x
 // and node:crypto) and against a default-booted NsmDevice with the same seed, module_id and clock.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Decoder } from 'cbor-x';
 import { describe, expect, it } from 'vitest';
 import { NsmDevice, makeAttestationDocument } from '../src/index.js';
-import { hex, unhex } from './helpers/hex.js';
+import { hex } from './helpers/hex.js';
+import { realAwsDoc } from './helpers/aws-vectors.js';
 
 const cborx = new Decoder({ mapsAsObjects: false, useRecords: false });
 
@@ -19,7 +19,7 @@ function fieldsOf(doc: Uint8Array): { moduleId: string; pcrs: Array<[number, str
 
 const REAL = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => ({
   n,
-  ...fieldsOf(unhex(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim())),
+  ...fieldsOf(realAwsDoc(n).doc),
 }));
 const ZERO = '00'.repeat(48);
 const nonZero = (pcrs: Array<[number, string]>) => pcrs.filter(([, v]) => v !== ZERO).map(([k]) => k);

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NsmDevice } from '../src/device/nsm-device.js';
 import { encodeRequest } from '../src/wire/encode-request.js';
-import type { NsmRequest } from '../src/wire/messages.js';
 import { shimEnvironment } from '../src/node/shim-env.js';
 import {
   DRIVER_ERRNO,
@@ -25,6 +24,7 @@ import {
   tempDir,
   twinOptions,
 } from './native/helpers.js';
+import { DESCRIBE_NSM, DESCRIBE_PCR0, DESCRIBE_PCR1, SCRIPT, patternBytes as bytes, rawRequest as raw } from './native/requests.js';
 
 const HAVE_CC = haveTool('cc', 'the /dev/nsm shim tests (C client)');
 const HAVE_PY = HAVE_CC && haveTool('python3', 'the /dev/nsm shim Python client test');
@@ -35,31 +35,6 @@ const bootPcrs = new Map([
   [1, pcr(0xa1)],
   [16, pcr(0x16)],
 ]);
-const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
-
-/** Every request type, in an order that exercises state (extend, lock, then refused extend). */
-const SCRIPT: Array<NsmRequest | Uint8Array> = [
-  { type: 'DescribeNSM' },
-  { type: 'DescribePCR', index: 0 },
-  { type: 'DescribePCR', index: 16 },
-  { type: 'ExtendPCR', index: 16, data: bytes(100, 1) },
-  { type: 'ExtendPCR', index: 17, data: bytes(3000, 2) },
-  { type: 'LockPCR', index: 16 },
-  { type: 'ExtendPCR', index: 16, data: bytes(4, 3) },
-  { type: 'LockPCR', index: 99 },
-  { type: 'LockPCRs', range: 20 },
-  { type: 'DescribeNSM' },
-  { type: 'GetRandom' },
-  { type: 'GetRandom' },
-  { type: 'Attestation', userData: bytes(64, 4), nonce: bytes(32, 5), publicKey: bytes(91, 6) },
-  { type: 'Attestation', userData: null, nonce: null, publicKey: null },
-  new Uint8Array([0xff, 0x00]), // not CBOR
-  new Uint8Array(0), // empty request
-];
-const raw = (r: NsmRequest | Uint8Array) => (r instanceof Uint8Array ? r : encodeRequest(r));
-const DESCRIBE_NSM = hex(encodeRequest({ type: 'DescribeNSM' }));
-const DESCRIBE_PCR0 = hex(encodeRequest({ type: 'DescribePCR', index: 0 }));
-const DESCRIBE_PCR1 = hex(encodeRequest({ type: 'DescribePCR', index: 1 }));
 
 describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', () => {
   const tmp = tempDir();

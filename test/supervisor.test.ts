@@ -31,6 +31,7 @@ import {
   tempDir,
   twinOptions,
 } from './native/helpers.js';
+import { DESCRIBE_NSM, DESCRIBE_PCR0, DESCRIBE_PCR1, SCRIPT, patternBytes as bytes, rawRequest as raw } from './native/requests.js';
 
 const HAVE_CC = haveTool('cc', 'the seccomp supervisor tests (C supervisor and clients)');
 const HAVE_MUSL = HAVE_CC && haveTool('musl-gcc', 'the supervisor musl client test (Debian: musl-tools)');
@@ -46,32 +47,6 @@ if (HAVE_CC) {
   if (!probe.ok) console.warn(`\n*** SKIPPED: the seccomp supervisor tests: this kernel refuses the route: ${probe.reason} ***\n`);
 }
 afterAll(() => tmp.remove());
-
-const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
-const raw = (r: NsmRequest | Uint8Array) => (r instanceof Uint8Array ? r : encodeRequest(r));
-const DESCRIBE_NSM = hex(encodeRequest({ type: 'DescribeNSM' }));
-const DESCRIBE_PCR0 = hex(encodeRequest({ type: 'DescribePCR', index: 0 }));
-const DESCRIBE_PCR1 = hex(encodeRequest({ type: 'DescribePCR', index: 1 }));
-
-/** Every request type, in an order that exercises state (extend, lock, then refused extend). */
-const SCRIPT: Array<NsmRequest | Uint8Array> = [
-  { type: 'DescribeNSM' },
-  { type: 'DescribePCR', index: 0 },
-  { type: 'DescribePCR', index: 16 },
-  { type: 'ExtendPCR', index: 16, data: bytes(100, 1) },
-  { type: 'ExtendPCR', index: 17, data: bytes(3000, 2) },
-  { type: 'LockPCR', index: 16 },
-  { type: 'ExtendPCR', index: 16, data: bytes(4, 3) },
-  { type: 'LockPCR', index: 99 },
-  { type: 'LockPCRs', range: 20 },
-  { type: 'DescribeNSM' },
-  { type: 'GetRandom' },
-  { type: 'GetRandom' },
-  { type: 'Attestation', userData: bytes(64, 4), nonce: bytes(32, 5), publicKey: bytes(91, 6) },
-  { type: 'Attestation', userData: null, nonce: null, publicKey: null },
-  new Uint8Array([0xff, 0x00]), // not CBOR
-  new Uint8Array(0), // empty request
-];
 
 /** exec boot options and the same options as BootFlags, for the in-process twin. */
 const BOOT: BootFlags = {

@@ -1,7 +1,6 @@
 // The verifier against real AWS documents (accept, then reject on any flipped byte, wrong root,
 // outside validity) and against hand-built documents that break one rule each.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../src/index.js';
 import {
@@ -23,35 +22,8 @@ import { nobleBackend, type P384Key } from '../src/attestation/p384.js';
 import { type CertExtension, assembleCertificate, encodeName, encodeTbs, extensions, keyIdentifier } from '../src/attestation/x509-build.js';
 import { CborWriter } from '../src/wire/cbor-encode.js';
 import { hex, unhex } from './helpers/hex.js';
-
-const AWS_ROOT = readFileSync('vectors/aws/aws-nitro-root-g1.pem', 'utf8');
-
-interface Facts {
-  module_id: string;
-  timestamp_ms: number;
-  pcrs: Record<string, string>;
-  user_data: { hex: string } | null;
-  nonce: { hex: string } | null;
-  public_key: { length: number } | null;
-  a_time_chain_is_valid_unix_ms: number;
-  chain_valid_window: { from_unix_ms: number; to_unix_ms: number };
-  format: { payload_map_encoding: string };
-}
-
-const real = (n: number) => ({
-  doc: unhex(readFileSync(`vectors/aws/aws-real-doc-${n}.cbor.hex`, 'utf8').trim()),
-  facts: JSON.parse(readFileSync(`vectors/aws/aws-real-doc-${n}.json`, 'utf8')) as Facts,
-});
-
-async function ruleOf(p: Promise<unknown>): Promise<VerifyRule | 'accepted'> {
-  try {
-    await p;
-    return 'accepted';
-  } catch (e) {
-    if (e instanceof AttestationVerifyError) return e.rule;
-    throw e;
-  }
-}
+import { AWS_ROOT_PEM as AWS_ROOT, realAwsDoc as real } from './helpers/aws-vectors.js';
+import { ruleOf } from './helpers/verify-rule.js';
 
 describe('real AWS documents', () => {
   const numbers = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];

@@ -120,7 +120,8 @@ async function bringUp(h: Harness, features = (1n << 32n) | (1n << 29n) | (1n <<
 }
 
 /** One nsm.c transaction: request (readable) and 0x3000 response (writable) chains, kick, wait for MSI-X vector 1. */
-async function transact(h: Harness, request: Uint8Array, round: number): Promise<{ response: Uint8Array; used: number[][] }> {
+/** Writes `request` as the driver's descriptor pair (request, then a 0x3000-byte response buffer) and makes it available (round-th pair). */
+function postRequest(h: Harness, request: Uint8Array, round: number): void {
   const m = h.memory;
   m.write(REQ, request);
   const put16 = (a: number, v: number) => m.setLe(a, 2, v);
@@ -133,6 +134,12 @@ async function transact(h: Harness, request: Uint8Array, round: number): Promise
   put16(AVAIL + 4, 0);
   put16(AVAIL + 6, 1);
   put16(AVAIL + 2, 2 * (round + 1));
+}
+
+async function transact(h: Harness, request: Uint8Array, round: number): Promise<{ response: Uint8Array; used: number[][] }> {
+  const m = h.memory;
+  const put16 = (a: number, v: number) => m.setLe(a, 2, v);
+  postRequest(h, request, round);
   const signalled = h.nextSignal(502);
   await h.client.bar4Write(0x3000, 2, 0, true); // the kick: a posted write to the notify area
   await signalled;
@@ -330,14 +337,7 @@ describe('vfio-user server (in-memory link)', () => {
     let holding = true;
     const deliver = h.client.deliver.bind(h.client);
     h.client.deliver = (m) => (holding && (le(m, 8, 4) & 0xf) === 0 ? void held.push(m) : deliver(m));
-    h.memory.write(REQ, DESCRIBE_PCR0);
-    h.memory.setLe(DESC, 8, REQ);
-    h.memory.setLe(DESC + 8, 4, DESCRIBE_PCR0.length);
-    h.memory.setLe(DESC + 16, 8, RESP);
-    h.memory.setLe(DESC + 24, 4, 0x3000);
-    h.memory.setLe(DESC + 28, 2, 2);
-    h.memory.setLe(AVAIL + 6, 2, 1);
-    h.memory.setLe(AVAIL + 2, 2, 2);
+    postRequest(h, DESCRIBE_PCR0, 0);
     const signalled = h.nextSignal(502);
     await h.client.bar4Write(0x3000, 2, 0, true);
     await new Promise((r) => setTimeout(r, 5));
@@ -372,14 +372,7 @@ describe('vfio-user server (in-memory link)', () => {
     const h = harness();
     await bringUp(h);
     h.client.dmaError = 14;
-    h.memory.write(REQ, DESCRIBE_PCR0);
-    h.memory.setLe(DESC, 8, REQ);
-    h.memory.setLe(DESC + 8, 4, DESCRIBE_PCR0.length);
-    h.memory.setLe(DESC + 16, 8, RESP);
-    h.memory.setLe(DESC + 24, 4, 0x3000);
-    h.memory.setLe(DESC + 28, 2, 2);
-    h.memory.setLe(AVAIL + 6, 2, 1);
-    h.memory.setLe(AVAIL + 2, 2, 2);
+    postRequest(h, DESCRIBE_PCR0, 0);
     await h.client.bar4Write(0x3000, 2, 0, true);
     await h.session.idle();
     expect(h.logs.some((l) => /queue service stopped: DMA_READ failed in the client \(errno 14\)/.test(l))).toBe(true);

@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AttestationVerifyError,
   type VerifyRule,
   encodeCoseSign1,
   encodePayload,
@@ -25,6 +24,7 @@ import { DerError } from '../src/x509/der.js';
 import { pemEncode } from '../src/x509/pem.js';
 import { type Crafted, TARGETED, buildCorpus, resign, targeted } from './helpers/x509-corpus.js';
 import { runCli } from './helpers/cli.js';
+import { ruleOf } from './helpers/verify-rule.js';
 import { OPENSSL_X509_ARGS, asOpensslPrints, opensslBlocks } from './helpers/openssl-x509.js';
 import { S, T, awsCertificates, seededChain } from './helpers/x509-chains.js';
 
@@ -405,16 +405,6 @@ async function documentWith(chain: IssuedCert[], position: number, der: Uint8Arr
   });
   const doc = encodeCoseSign1(payload, await webcrypto.sign(chain[4]!.key, sigStructure(payload)));
   return { doc, root: certs[0]! };
-}
-
-async function ruleOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'accepted';
-  } catch (e) {
-    if (e instanceof AttestationVerifyError) return e.rule;
-    throw e;
-  }
 }
 
 describe('fully signed documents around each crafted certificate of our chain', () => {
