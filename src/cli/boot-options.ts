@@ -11,7 +11,7 @@ import { ttyProgress } from './progress.js';
 import { nodeDeviceSha384 } from '../node/device-hash.js';
 import { CHAIN_CACHE_ENV, defaultChainCacheDir, fileChainStore } from '../node/chain-cache.js';
 import type { ChainStore } from '../attestation/chain-store.js';
-import { existsSync } from 'node:fs';
+import { defaultCacheDirHomeMissing } from '../node/cache-dir.js';
 
 /** Flag definitions in node:util parseArgs form. */
 export const BOOT_OPTION_SPEC = {
@@ -178,9 +178,7 @@ export function cliChainStore(cli?: { io: CliIo; command: string }, env: NodeJS.
   if (setting !== '' && !setting.startsWith('/')) {
     throw new UsageError(`${CHAIN_CACHE_ENV}='${setting}': expected 'off' or an absolute directory path`);
   }
-  const xdg = env['XDG_CACHE_HOME'];
-  const home = env['HOME'];
-  if (setting === '' && !xdg?.startsWith('/') && home && !existsSync(home)) return undefined;
+  if (setting === '' && defaultCacheDirHomeMissing(env)) return undefined;
   let told = false;
   return fileChainStore(setting || defaultChainCacheDir(env), {
     onError: (e) => {

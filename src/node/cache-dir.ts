@@ -4,6 +4,7 @@
  * (native-build.ts) and derived certificates (chain-cache.ts) live below it.
  * @module
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** node:os, loaded only when HOME is unset (a command's start need not load it). */
@@ -24,4 +25,15 @@ function safeHomedir(): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * True when {@link defaultCacheDir} would lie under a HOME that does not exist (system users often
+ * have HOME=/nonexistent): a cache that is only an optimization is then better left unused than
+ * created, home directory and all.
+ */
+export function defaultCacheDirHomeMissing(env: NodeJS.ProcessEnv = process.env): boolean {
+  const xdg = env['XDG_CACHE_HOME'];
+  const home = env['HOME'];
+  return !(xdg && xdg.startsWith('/')) && !!home && !existsSync(home);
 }

@@ -7,6 +7,7 @@
  */
 import { type KeyObject, createECDH, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { type P384Backend, P384Key } from '../attestation/p384.js';
+import { nodeDeviceSha384 } from './device-hash.js';
 
 /** ECDSA P-384 through node:crypto (synchronous OpenSSL; randomized signatures). */
 export function nodeCryptoBackend(): P384Backend {
@@ -42,7 +43,7 @@ export function nodeCryptoBackend(): P384Backend {
     },
     hashes: {
       sha1: (data) => new Uint8Array(createHash('sha1').update(data).digest()),
-      sha384: (data) => new Uint8Array(createHash('sha384').update(data).digest()),
+      sha384: nodeDeviceSha384,
     },
     hmacSha384(key, message) {
       return new Uint8Array(createHmac('sha384', key).update(message).digest());
