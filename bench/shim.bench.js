@@ -92,7 +92,7 @@ export async function run() {
   const device = new NsmDevice({ seed: '01' });
   const request = encodeRequest({ type: 'DescribePCR', index: 0 });
   const response = await device.handleRaw(request);
-  const server = new NsmServer(device);
+  const server = new NsmServer(device, { io: 'native', nativeSockets: { cacheDir: join(dir, 'cache') } });
   const nsmAddress = await server.listen({ path: join(dir, 'nsm.sock') });
   const echoPath = join(dir, 'echo.sock');
   const echo = await startEchoServer(frameEcho, echoPath, Buffer.from(response).toString('hex'));

@@ -68,13 +68,13 @@ const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 5));
 };
 
-describe('server limits', () => {
+describe.each(['node', 'native'] as const)('server limits (io: %s)', (io) => {
   const tmp = tempDir();
   const servers: NsmServer[] = [];
   const peers: Peer[] = [];
   let n = 0;
   const start = async (options: NsmServerOptions = {}, device = new NsmDevice(twinOptions())) => {
-    const server = new NsmServer(device, options);
+    const server = new NsmServer(device, { io, ...options });
     servers.push(server);
     const path = join(tmp.path, `l${n++}.sock`);
     await server.listen({ path });

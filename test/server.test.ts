@@ -1,7 +1,7 @@
 // The socket server and its framing, spoken to by a client written here with Buffer (not with
 // src/node/framing.ts), and the `serve` command run in-process.
 import { connect, type Socket } from 'node:net';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { NsmDevice } from '../src/device/nsm-device.js';
@@ -110,12 +110,15 @@ describe('FrameReader', () => {
   });
 });
 
-describe('NsmServer', () => {
+// Every server behaviour holds for both ways of serving a connection: Node's net.Socket streams
+// and the native socket path (native/nsm-sockets.c).
+describe.each(['node', 'native'] as const)('NsmServer (io: %s)', (io) => {
   const tmp = tempDir();
   const running: RunningServer[] = [];
   const clients: Client[] = [];
   const start = async (device?: NsmDevice, options: NsmServerOptions = {}) => {
-    const s = await startServer(tmp.path, device, options, `s${running.length}-${Date.now()}.sock`);
+    const s = await startServer(tmp.path, device, { io, ...options }, `s${running.length}-${Date.now()}.sock`);
+    expect(s.server.io).toBe(io);
     running.push(s);
     return s;
   };
@@ -243,12 +246,63 @@ describe('NsmServer', () => {
   });
 
   it('removes its socket files and drops clients on close', async () => {
-    const s = await startServer(tmp.path, undefined, {}, 'closing.sock');
+    const s = await startServer(tmp.path, undefined, { io }, 'closing.sock');
     const c = await open(s.path);
     await c.call(encodeRequest({ type: 'DescribeNSM' }));
     await s.stop();
     expect(existsSync(s.path)).toBe(false);
     expect(await c.read()).toBeNull();
+  });
+});
+
+describe('choosing the native socket path', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.remove());
+  const noHeaders = () => {
+    const dir = join(tmp.path, `empty-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(dir);
+    return dir;
+  };
+
+  it("'auto' without Node's headers says why once and serves with Node's sockets", async () => {
+    const events: NsmServerEvent[] = [];
+    const dir = noHeaders();
+    const server = new NsmServer(new NsmDevice(twinOptions()), { io: 'auto', nativeSockets: { nodeIncludeDir: dir }, onEvent: (e) => events.push(e) });
+    try {
+      const address = await server.listen({ path: join(tmp.path, 'auto.sock') });
+      await server.listen({ port: 0 });
+      expect(server.io).toBe('node');
+      const warnings = events.filter((e) => e.level === 'warn');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.message).toContain('native socket path unavailable');
+      expect(warnings[0]!.message).toContain(`node_api.h and uv.h are not both in ${dir}`);
+      const c = await Client.open(address.slice('unix:'.length));
+      const req = encodeRequest({ type: 'DescribePCR', index: 3 });
+      expect(hex(await c.call(req))).toBe(hex(await new NsmDevice(twinOptions()).handleRaw(req)));
+      c.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("'native' refuses to listen when the addon cannot be built, naming what is missing", async () => {
+    const dir = noHeaders();
+    const server = new NsmServer(new NsmDevice(twinOptions()), { io: 'native', nativeSockets: { nodeIncludeDir: dir } });
+    await expect(server.listen({ path: join(tmp.path, 'native.sock') })).rejects.toThrow(new RegExp(`node_api.h and uv.h are not both in ${dir}`));
+    const bad = new NsmServer(new NsmDevice(twinOptions()), { io: 'native', nativeSockets: { cc: join(tmp.path, 'no-such-cc'), cacheDir: join(tmp.path, 'cache') } });
+    await expect(bad.listen({ path: join(tmp.path, 'native2.sock') })).rejects.toThrow(/no C compiler: '.*no-such-cc' was not found/);
+    expect(existsSync(join(tmp.path, 'native.sock'))).toBe(false);
+    await server.close();
+    await bad.close();
+  });
+
+  it("is not built at all with io 'node' (the library's default)", async () => {
+    const cacheDir = join(tmp.path, 'unused-cache');
+    const server = new NsmServer(new NsmDevice(twinOptions()), { nativeSockets: { cacheDir } });
+    await server.listen({ path: join(tmp.path, 'default.sock') });
+    expect(server.io).toBe('node');
+    expect(existsSync(cacheDir)).toBe(false);
+    await server.close();
   });
 });
 
@@ -302,6 +356,12 @@ describe('nsm-emulator serve', () => {
     const u = io();
     expect(await main(['serve', '--listen', 'localhost:99999'], u.io)).toBe(2);
     expect(u.err()).toContain("--listen 'localhost:99999': expected [HOST:]PORT");
+    const v = io();
+    expect(await main(['serve', '--socket', join(tmp.path, 'x.sock'), '--io', 'fast'], v.io)).toBe(2);
+    expect(v.err()).toContain('--io fast: expected auto, native or node');
+    const w = io();
+    expect(await main(['exec', '--io', 'fast', '--', 'true'], w.io)).toBe(2);
+    expect(w.err()).toContain('--io fast: expected auto, native or node');
   });
 
   it('parses --listen forms', () => {

@@ -36,7 +36,8 @@ const bootPcrs = new Map([
   [16, pcr(0x16)],
 ]);
 
-describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', () => {
+// Run against both ways the server can serve a connection (Node's streams, the native socket path).
+describe.skipIf(!HAVE_CC).each(['node', 'native'] as const)('preload shim with a C client (nsm-lib ioctl usage; server io: %s)', (io) => {
   const tmp = tempDir();
   let client: string;
   let shim: string;
@@ -46,7 +47,8 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
   beforeAll(async () => {
     client = compileClient(tmp.path);
     shim = await buildTestShim(tmp.path);
-    srv = await startServer(tmp.path, new NsmDevice(twinOptions({ pcrs: bootPcrs })));
+    srv = await startServer(tmp.path, new NsmDevice(twinOptions({ pcrs: bootPcrs })), { io });
+    expect(srv.server.io).toBe(io);
     env = shimEnvironment(shim, srv.address);
   });
   afterAll(async () => {
@@ -147,7 +149,7 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
     // later ioctl on the descriptor failed with EIO. Expected errno from the VFS (fs/read_write.c):
     // EBADF when not opened for that direction, else EINVAL because the file has no read/write.
     let exchanges = 0;
-    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { onExchange: () => exchanges++ }, 'rw.sock');
+    const counting = await startServer(tmp.path, new NsmDevice(twinOptions()), { io, onExchange: () => exchanges++ }, 'rw.sock');
     try {
       const got = await runChild(client, ['readwrite', DESCRIBE_NSM], { env: shimEnvironment(shim, counting.address) });
       const want: string[] = [];
@@ -197,7 +199,7 @@ describe.skipIf(!HAVE_CC)('preload shim with a C client (nsm-lib ioctl usage)', 
   });
 
   it('gives EIO when an in-process server is closed under a connected client', async () => {
-    const other = await startServer(tmp.path, new NsmDevice(twinOptions()), {}, 'closing.sock');
+    const other = await startServer(tmp.path, new NsmDevice(twinOptions()), { io }, 'closing.sock');
     const c = spawn(client, ['wait', DESCRIBE_PCR0], { env: shimEnvironment(shim, other.address), stdio: 'pipe' });
     let out = '';
     c.stdout.on('data', (d: Buffer) => {

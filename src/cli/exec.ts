@@ -20,7 +20,7 @@ import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags } from './boot-opti
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { parseFlags } from './parse.js';
 import { fileProblem } from './files.js';
-import { deviceFromFlags, eventLogLine, exchangeLogLine, internalErrorLine } from './serve.js';
+import { deviceFromFlags, eventLogLine, exchangeLogLine, internalErrorLine, parseIo } from './serve.js';
 
 const HELP = `Usage: nsm-emulator exec [options] [--] PROGRAM [ARGS...]
 
@@ -50,6 +50,10 @@ if it could not be run; otherwise PROGRAM's own status, 128+N if it was killed b
 Options:
   --route ROUTE         auto (default), supervisor or shim; see docs/server.md
   --log FILE            append every request and response to FILE as JSON lines ('rpc --json' form)
+  --io MODE             how connections are read and written: auto (default) uses the native
+                        socket path (a small addon built from C on first use, faster per request)
+                        when it can be built, and otherwise says why on standard error and uses
+                        Node's sockets; native fails when it cannot be built; node never builds it
 ${BOOT_OPTIONS_HELP}
 `;
 
@@ -59,7 +63,7 @@ const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'S
 const FROM_TERMINAL: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGQUIT']);
 
 const VALUE_OPTIONS = new Set(
-  [...Object.entries(BOOT_OPTION_SPEC)].filter(([, spec]) => spec.type === 'string').map(([name]) => `--${name}`).concat('--log', '--route'),
+  [...Object.entries(BOOT_OPTION_SPEC)].filter(([, spec]) => spec.type === 'string').map(([name]) => `--${name}`).concat('--log', '--route', '--io'),
 );
 
 /** Splits `exec` arguments into its own options and the program's command line. */
@@ -75,10 +79,11 @@ export function splitCommandLine(args: readonly string[]): { options: string[]; 
 
 async function run(args: string[], io: CliIo): Promise<number> {
   const { options, program } = splitCommandLine(args);
-  const { values } = parseFlags({ args: options, options: { ...BOOT_OPTION_SPEC, log: { type: 'string' }, route: { type: 'string' } }, strict: true, allowPositionals: false });
+  const { values } = parseFlags({ args: options, options: { ...BOOT_OPTION_SPEC, log: { type: 'string' }, route: { type: 'string' }, io: { type: 'string' } }, strict: true, allowPositionals: false });
   const [file, ...fileArgs] = program;
   if (file === undefined || file === '') throw new UsageError('no program given: nsm-emulator exec [options] -- PROGRAM [ARGS...]');
-  const { log, route = 'auto', ...boot } = values;
+  const { log, route = 'auto', io: ioMode, ...boot } = values;
+  const serveIo = parseIo(ioMode);
   if (route !== 'auto' && route !== 'supervisor' && route !== 'shim') {
     throw new UsageError(`--route ${route}: expected auto, supervisor or shim`);
   }
@@ -130,11 +135,12 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }
   let connected = 0;
   const server = new NsmServer(device, {
+    io: serveIo,
     onExchange: log !== undefined ? (e) => writeLog(exchangeLogLine(e)) : undefined,
     onEvent: (e) => {
       if (e.level === 'info' && e.message === 'connected') connected++;
       if (log !== undefined) writeLog(eventLogLine(e));
-      else if (e.level === 'warn') io.stderr.write(`nsm-emulator exec: connection ${e.connection}: ${e.message}\n`);
+      else if (e.level === 'warn') io.stderr.write(`nsm-emulator exec: ${e.connection === 0 ? '' : `connection ${e.connection}: `}${e.message}\n`);
     },
   });
   const handlers = new Map<NodeJS.Signals, () => void>();

@@ -39,6 +39,10 @@ Options:
                         authentication: listen on other interfaces only on trusted networks
   --log                 print every request and response on standard error as one JSON line
                         (the 'rpc --json' form), plus connection events
+  --io MODE             how connections are read and written: auto (default) uses the native
+                        socket path (a small addon built from C on first use, faster per request)
+                        when it can be built, and otherwise says why on standard error and uses
+                        Node's sockets; native fails when it cannot be built; node never builds it
 
 Limits (each logged on standard error when it triggers):
   --max-connections N   connections held at once (default ${DEFAULT_MAX_CONNECTIONS}); more are closed at once
@@ -48,6 +52,13 @@ Limits (each logged on standard error when it triggers):
                         keep /dev/nsm open for their whole life)
 ${BOOT_OPTIONS_HELP}
 `;
+
+/** The `--io` value: how the server reads and writes connections (see NsmServerOptions.io). */
+export function parseIo(value: string | undefined): 'auto' | 'native' | 'node' {
+  if (value === undefined) return 'auto';
+  if (value === 'auto' || value === 'native' || value === 'node') return value;
+  throw new UsageError(`--io ${value}: expected auto, native or node`);
+}
 
 /** `[HOST:]PORT`, `:PORT` or `[V6]:PORT` -> a TCP endpoint. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -118,6 +129,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       socket: { type: 'string', multiple: true },
       listen: { type: 'string', multiple: true },
       log: { type: 'boolean' },
+      io: { type: 'string' },
       'socket-mode': { type: 'string' },
       'max-connections': { type: 'string' },
       'frame-timeout': { type: 'string' },
@@ -126,8 +138,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
     strict: true,
     allowPositionals: false,
   });
-  const { socket, listen, log, 'socket-mode': socketMode, 'max-connections': maxConn, 'frame-timeout': frameTimeout, 'idle-timeout': idleTimeout, ...boot } = parsed.values;
+  const { socket, listen, log, io: ioMode, 'socket-mode': socketMode, 'max-connections': maxConn, 'frame-timeout': frameTimeout, 'idle-timeout': idleTimeout, ...boot } = parsed.values;
   const mode = socketMode === undefined ? undefined : parseMode('--socket-mode', socketMode);
+  const serveIo = parseIo(ioMode);
   const endpoints: Array<[string, NsmEndpoint]> = [];
   for (const p of socket ?? []) {
     if (p === '') throw new UsageError("--socket '': expected a file path for the Unix socket");
@@ -152,6 +165,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     maxConnections: parseCount('--max-connections', maxConn, 1),
     frameTimeoutMs: parseCount('--frame-timeout', frameTimeout, 0),
     idleTimeoutMs: parseCount('--idle-timeout', idleTimeout, 0),
+    io: serveIo,
     onExchange: log ? (e) => io.stderr.write(exchangeLogLine(e)) : undefined,
     onEvent: (e) => {
       if (log) io.stderr.write(eventLogLine(e));

@@ -20,6 +20,8 @@ import { encodeResponse } from '../wire/encode-response.js';
 import { FRAME_LENGTH_CAP, FrameReader, encodeFrame } from './framing.js';
 import { AddressInUseError, type SocketFile, listenOn, listenUnix, removeIfSame } from './listen.js';
 import { ConnectionClock, DEFAULT_SOCKET_MODE, type ServerLimits, type WatchedConnection, resolveServerLimits } from './server-limits.js';
+import { type NativeSockets, type NativeSocketsOptions, loadNativeSockets } from './native-socket.js';
+import type { ServerSocket } from './server-socket.js';
 
 export { AddressInUseError, SocketPathError } from './listen.js';
 
@@ -64,6 +66,19 @@ export interface NsmServerOptions {
   readonly frameTimeoutMs?: number;
   /** Milliseconds an idle connection is kept (default 0: forever, as /dev/nsm descriptors are). */
   readonly idleTimeoutMs?: number;
+  /**
+   * How connections are read and written (default 'node'):
+   * - 'node': Node's net.Socket streams;
+   * - 'native': the native socket path (./native-socket.ts: a small addon built on first use with
+   *   the system C compiler and Node's headers); {@link NsmServer.listen} rejects when it cannot
+   *   be built or loaded;
+   * - 'auto': the native path when it can be had, else Node's streams, with the reason reported
+   *   once as a `warn` event.
+   * The bytes on the wire are the same either way.
+   */
+  readonly io?: 'node' | 'native' | 'auto';
+  /** Build options for the native socket path (cache directory, compiler, Node header directory). */
+  readonly nativeSockets?: NativeSocketsOptions;
 }
 
 const INPUT_TOO_LARGE = encodeResponse({ type: 'Error', code: 'InputTooLarge' });
@@ -80,7 +95,9 @@ interface Listener {
 
 export class NsmServer {
   private readonly listeners: Listener[] = [];
-  private readonly sockets = new Set<Socket>();
+  private readonly sockets = new Set<ServerSocket>();
+  /** The native socket path once chosen (null: Node's streams; undefined: not decided yet). */
+  private native: NativeSockets | null | undefined;
   private nextConnection = 0;
   private closing: Promise<void> | null = null;
   /** Connections refused since the cap was last reached (0: not at the cap). */
@@ -102,6 +119,11 @@ export class NsmServer {
     return this.listeners.map((l) => l.address);
   }
 
+  /** How connections are served: 'native' or 'node' (decided by the first {@link listen}). */
+  get io(): 'native' | 'node' {
+    return this.native ? 'native' : 'node';
+  }
+
   /** Number of open client connections. */
   get connections(): number {
     return this.sockets.size;
@@ -116,7 +138,8 @@ export class NsmServer {
    */
   async listen(endpoint: NsmEndpoint): Promise<string> {
     if (this.closing) throw new Error('server is closed');
-    const server = process.getBuiltinModule('node:net').createServer({ allowHalfOpen: true }, (s) => this.accept(s));
+    const native = await this.nativePath();
+    const server = process.getBuiltinModule('node:net').createServer({ allowHalfOpen: true, pauseOnConnect: native !== null }, (s) => this.adopt(native, s));
     if ('path' in endpoint) {
       const address = `unix:${endpoint.path}`;
       const socketFile = await listenUnix(server, endpoint.path, endpoint.mode ?? DEFAULT_SOCKET_MODE);
@@ -143,19 +166,49 @@ export class NsmServer {
     return this.closing;
   }
 
+  /** Loads the native socket path on first use when asked for (see {@link NsmServerOptions.io}). */
+  private async nativePath(): Promise<NativeSockets | null> {
+    if (this.native !== undefined) return this.native;
+    const io = this.options.io ?? 'node';
+    if (io === 'node') return (this.native = null);
+    try {
+      this.native = await loadNativeSockets(this.options.nativeSockets);
+    } catch (e) {
+      if (io === 'native') throw e;
+      this.native = null;
+      this.event('warn', 0, `native socket path unavailable, serving with Node's net sockets: ${(e as Error).message}`);
+    }
+    return this.native;
+  }
+
+  /** A new connection, taken over by the native path when it is in use. */
+  private adopt(native: NativeSockets | null, socket: Socket): void {
+    if (native === null) return this.accept(socket);
+    let adopted: ServerSocket;
+    try {
+      adopted = native.adopt(socket);
+    } catch (e) {
+      // Nothing was read yet: the connection is served by Node's streams instead.
+      this.event('warn', 0, `the native socket path could not take a connection (${(e as Error).message}); serving it with Node's net sockets`);
+      socket.resume();
+      return this.accept(socket);
+    }
+    this.accept(adopted);
+  }
+
   private event(level: NsmServerEvent['level'], connection: number, message: string): void {
     this.options.onEvent?.({ level, connection, message });
   }
 
   /** Over the connection cap: close at once, and say so (once per episode, not per peer). */
-  private refuse(socket: Socket): void {
+  private refuse(socket: ServerSocket): void {
     socket.destroy();
     if (this.refused++ === 0) {
       this.event('warn', 0, `connection limit of ${this.limits.maxConnections} reached: refusing new connections until one closes`);
     }
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: ServerSocket): void {
     if (this.closing) {
       socket.destroy();
       return;
@@ -235,7 +288,7 @@ export class NsmServer {
       socket.destroy();
     };
 
-    socket.on('data', (chunk: Buffer) => {
+    socket.on('data', (chunk: Uint8Array) => {
       if (draining) return;
       const events = reader.push(chunk);
       // Several requests in one read (a pipelining client): their answers leave in one write.
