@@ -109,7 +109,13 @@ describe('writer', () => {
         fc.constant(null),
         fc.uint8Array({ maxLength: 300 }),
         fc.array(tie('value') as fc.Arbitrary<V>, { maxLength: 4 }),
-        fc.dictionary(fc.string(), tie('value') as fc.Arbitrary<V>, { maxKeys: 4 }),
+        // cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution),
+        // so that one key cannot round-trip through it; every other string can.
+        fc.dictionary(
+          fc.string().filter((k) => k !== '__proto__'),
+          tie('value') as fc.Arbitrary<V>,
+          { maxKeys: 4 },
+        ),
       ),
     }));
     const write = (w: CborWriter, v: V): void => {
