@@ -3,6 +3,9 @@
 // with one client and with 4 at once. The floor, measured in the same run with as many clients:
 // bare C clients and a C poll() server (bench/native/frame-echo.c) speaking the same framing
 // over a Unix socket and answering the same response bytes, with no shim, device or JavaScript.
+// The server runs as `serve` and `exec` run it: on the native socket path (native/nsm-sockets.c,
+// io 'native'). Two rows (no target) compare it with the same server on Node's net streams
+// (io 'node'): 4 clients, and 1 client with both on one CPU.
 // Also beside the raw in-process API (device.handleRaw) doing the same request.
 // Where the client and the server run decides most of the one-client figure on a small VM: a
 // wake-up across CPUs costs far more than one on the same CPU, and the scheduler places each
@@ -92,8 +95,12 @@ export async function run() {
   const device = new NsmDevice({ seed: '01' });
   const request = encodeRequest({ type: 'DescribePCR', index: 0 });
   const response = await device.handleRaw(request);
+  // The server as `serve` and `exec` run it (--io auto: the native socket path), and the same
+  // device behind Node's net streams (io 'node', the library's default) for one comparison row.
   const server = new NsmServer(device, { io: 'native', nativeSockets: { cacheDir: join(dir, 'cache') } });
   const nsmAddress = await server.listen({ path: join(dir, 'nsm.sock') });
+  const nodeServer = new NsmServer(device, { io: 'node' });
+  const nodeAddress = await nodeServer.listen({ path: join(dir, 'nsm-node.sock') });
   const echoPath = join(dir, 'echo.sock');
   const echo = await startEchoServer(frameEcho, echoPath, Buffer.from(response).toString('hex'));
   const hex = Buffer.from(request).toString('hex');
@@ -124,6 +131,19 @@ export async function run() {
       });
       rows.push(perRoundTrip(row, n));
     }
+    const native4 = clients(4, () => startClient(client, hex, shimEnvironment(shim, nsmAddress)));
+    const node4 = clients(4, () => startClient(client, hex, shimEnvironment(shim, nodeAddress)));
+    rows.push(
+      perRoundTrip(
+        await compare({
+          name: 'DescribePCR: 4 C clients, shim, socket server on the native socket path (io native)',
+          fn: () => Promise.all(native4.map((c) => c.batch())),
+          baseline: "the same server on Node's net streams (io node)",
+          baselineFn: () => Promise.all(node4.map((c) => c.batch())),
+        }),
+        4,
+      ),
+    );
     const [viaShim] = clients(1, () => startClient(client, hex, shimEnvironment(shim, nsmAddress)));
     const raw = await compare({
       name: 'DescribePCR: 1 C client, shim, socket server, device',
@@ -134,13 +154,14 @@ export async function run() {
       },
     });
     rows.push(perRoundTrip(raw), perRoundTrip(await nodeCeilingRow(dir, frameEcho, hex, response, echoPath, clients)));
-    rows.push(...(await placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, clients, perRoundTrip)));
+    rows.push(...(await placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, nodeAddress, clients, perRoundTrip)));
     rows.push(...(await supervisorRows(dir, client, hex, nsmAddress, viaShim, perRoundTrip)));
     return rows;
   } finally {
     await Promise.all(started.map((c) => c.stop()));
     echo.kill();
     await server.close();
+    await nodeServer.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -203,7 +224,7 @@ function pinSelf(cpus) {
 }
 
 /** One-client rows with both pairs pinned alike: server CPU 0; clients on CPU 0, then on CPU 1. */
-async function placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, clients, perRoundTrip) {
+async function placementRows(dir, client, frameEcho, hex, response, shim, nsmAddress, nodeAddress, clients, perRoundTrip) {
   const all = affinity();
   if (availableParallelism() < 2 || all === null) {
     console.warn(`shim bench: placement rows SKIPPED: ${all === null ? 'taskset (util-linux) is not available' : 'one CPU only'}`);
@@ -225,6 +246,16 @@ async function placementRows(dir, client, frameEcho, hex, response, shim, nsmAdd
         baselineFn: () => bare.batch(),
       });
       rows.push(perRoundTrip(row));
+      if (where === 'same CPU') {
+        const [viaNode] = clients(1, () => startClient(client, hex, shimEnvironment(shim, nodeAddress), on));
+        const paths = await compare({
+          name: 'DescribePCR: 1 C client, shim, native socket path (io native); client and server on the same CPU',
+          fn: () => viaShim.batch(),
+          baseline: "the same server on Node's net streams (io node), on the same CPU",
+          baselineFn: () => viaNode.batch(),
+        });
+        rows.push(perRoundTrip(paths));
+      }
     }
   } finally {
     pinSelf(all);
