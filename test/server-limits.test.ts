@@ -11,7 +11,7 @@ import { encodeRequest } from '../src/wire/encode-request.js';
 import { NsmServer, type NsmServerEvent, type NsmServerOptions, SocketPathError } from '../src/node/server.js';
 import { main } from '../src/cli/main.js';
 import { liveIo } from './helpers/cli.js';
-import { tempDir, twinOptions } from './native/helpers.js';
+import { serverIoModes, tempDir, twinOptions } from './native/helpers.js';
 
 function frame(body: Uint8Array): Buffer {
   const head = Buffer.alloc(4);
@@ -68,7 +68,7 @@ const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 5));
 };
 
-describe.each(['node', 'native'] as const)('server limits (io: %s)', (io) => {
+describe.each(serverIoModes('the server limits tests'))('server limits (io: %s)', (io) => {
   const tmp = tempDir();
   const servers: NsmServer[] = [];
   const peers: Peer[] = [];

@@ -11,7 +11,7 @@ import { AddressInUseError, NsmServer, type NsmExchange, type NsmServerEvent, ty
 import { main } from '../src/cli/main.js';
 import { liveIo } from './helpers/cli.js';
 import { parseListen } from '../src/cli/serve.js';
-import { hex, startServer, tempDir, twinOptions, type RunningServer } from './native/helpers.js';
+import { hex, serverIoModes, startServer, tempDir, twinOptions, type RunningServer } from './native/helpers.js';
 
 // {"Error":"InputTooLarge"}, spelled out from the wire rules (a one-entry map, text value).
 const INPUT_TOO_LARGE = 'a1654572726f726d496e707574546f6f4c61726765';
@@ -112,7 +112,7 @@ describe('FrameReader', () => {
 
 // Every server behaviour holds for both ways of serving a connection: Node's net.Socket streams
 // and the native socket path (native/nsm-sockets.c).
-describe.each(['node', 'native'] as const)('NsmServer (io: %s)', (io) => {
+describe.each(serverIoModes('the server tests'))('NsmServer (io: %s)', (io) => {
   const tmp = tempDir();
   const running: RunningServer[] = [];
   const clients: Client[] = [];

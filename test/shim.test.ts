@@ -20,6 +20,7 @@ import {
   hex,
   runChild,
   runWithServerKilled,
+  serverIoModes,
   startServer,
   tempDir,
   twinOptions,
@@ -37,7 +38,7 @@ const bootPcrs = new Map([
 ]);
 
 // Run against both ways the server can serve a connection (Node's streams, the native socket path).
-describe.skipIf(!HAVE_CC).each(['node', 'native'] as const)('preload shim with a C client (nsm-lib ioctl usage; server io: %s)', (io) => {
+describe.skipIf(!HAVE_CC).each(serverIoModes('the shim tests'))('preload shim with a C client (nsm-lib ioctl usage; server io: %s)', (io) => {
   const tmp = tempDir();
   let client: string;
   let shim: string;

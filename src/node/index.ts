@@ -9,7 +9,7 @@ export { buildShim, shimSourcePath, defaultShimCacheDir, ShimBuildError, SHIM_EN
 export { buildNative, nativeDir, defaultNativeCacheDir, NativeBuildError, type NativeProgram, type NativeBuildOptions } from './native-build.js';
 export { buildSupervisor, probeSupervisor, supervisorCommand, SUPERVISOR_PROGRAM, type SupervisorProbe } from './supervisor.js';
 export { shimEnvironment } from './shim-env.js';
-export { loadNativeSockets, nodeHeaderDirs, type NativeSockets, type NativeSocketsOptions } from './native-socket.js';
+export type { NativeSockets, NativeSocketsOptions } from './native-socket.js';
 export type { ServerSocket } from './server-socket.js';
 export { fileSource, measureEifFile, bootProfileFromEifFile, nodeSha384, nodeCrc32 } from './eif-file.js';
 export { nodeDeviceSha384 } from './device-hash.js';

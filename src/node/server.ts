@@ -20,7 +20,7 @@ import { encodeResponse } from '../wire/encode-response.js';
 import { FRAME_LENGTH_CAP, FrameReader, encodeFrame } from './framing.js';
 import { AddressInUseError, type SocketFile, listenOn, listenUnix, removeIfSame } from './listen.js';
 import { ConnectionClock, DEFAULT_SOCKET_MODE, type ServerLimits, type WatchedConnection, resolveServerLimits } from './server-limits.js';
-import { type NativeSockets, type NativeSocketsOptions, loadNativeSockets } from './native-socket.js';
+import type { NativeSockets, NativeSocketsOptions } from './native-socket.js';
 import type { ServerSocket } from './server-socket.js';
 
 export { AddressInUseError, SocketPathError } from './listen.js';
@@ -172,6 +172,8 @@ export class NsmServer {
     const io = this.options.io ?? 'node';
     if (io === 'node') return (this.native = null);
     try {
+      // Loaded only when asked for, so the default path never reads the addon's loader.
+      const { loadNativeSockets } = await import('./native-socket.js');
       this.native = await loadNativeSockets(this.options.nativeSockets);
     } catch (e) {
       if (io === 'native') throw e;

@@ -5,7 +5,7 @@
  * @module
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { NsmDevice, type NsmDeviceOptions } from '../../src/device/nsm-device.js
 import { NsmServer, type NsmServerOptions } from '../../src/node/server.js';
 import { encodeRequest } from '../../src/wire/encode-request.js';
 import { buildShim } from '../../src/node/shim-build.js';
+import { nodeHeaderDirs } from '../../src/node/native-socket.js';
 
 export const NATIVE_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -57,6 +58,22 @@ export function haveTool(cmd: string, needs: string, args: readonly string[] = [
     console.warn(`\n*** SKIPPED: ${needs} need '${cmd}', which is not installed here (.ci/run must install it). ***\n`);
   }
   return ok;
+}
+
+/**
+ * The ways of serving connections (NsmServer's `io`) this machine can test: Node's streams always,
+ * and the native socket path when there is a C compiler and Node's C headers to build it. When
+ * there are not, the reason is printed and only 'node' is returned.
+ */
+export function serverIoModes(needs: string): Array<'node' | 'native'> {
+  let why: string | null = null;
+  if (spawnSync('cc', ['--version'], { stdio: 'ignore' }).status !== 0) why = "there is no C compiler ('cc')";
+  else if (!nodeHeaderDirs().some((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')))) {
+    why = `Node's C headers (node_api.h, uv.h) are not in ${nodeHeaderDirs().join(', ')}`;
+  }
+  if (why === null) return ['node', 'native'];
+  console.warn(`\n*** SKIPPED: ${needs} on the native socket path: ${why}. ***\n`);
+  return ['node'];
 }
 
 /** A private temporary directory, removed by the returned function. */
