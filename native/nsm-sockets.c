@@ -13,7 +13,9 @@
  * JavaScript calls: init(buffer), adopt(fd, onEvent) -> handle, write(handle, bytes) -> bool,
  * setReading(handle, bool), end(handle), destroy(handle). Events reach onEvent(kind, arg):
  * DATA (arg: bytes read into the shared buffer), DRAIN, END (the peer shut down its side),
- * ERROR (arg: message), CLOSE (once, after the descriptor is closed, never from inside a call).
+ * ERROR (arg: "SYSCALL CODE", e.g. "write EPIPE"), CLOSE (once, after the descriptor is closed,
+ * never from inside a call). When Node tears down the environment (a worker thread ends, the
+ * process exits) every open connection is closed without calling JavaScript.
  *
  * Built on first use by src/node/native-build.ts with the system C compiler and the headers Node
  * ships (node_api.h, uv.h); nothing here runs unless the server is asked for the native path.
@@ -46,11 +48,14 @@ struct nsock {
 	int fd;
 	int polled; /* the uv_poll events now requested, or -1 when stopped */
 	unsigned reading : 1, eof : 1, shut : 1, shut_done : 1, closing : 1, want_drain : 1;
-	int error; /* errno of a failed send, reported from the next poll callback */
+	int error; /* errno of a failed call, reported from the loop (poll callback or close) */
+	const char *error_call; /* the call that failed: "write", "shutdown", "poll" */
+	int teardown; /* the environment is going away: no more calls into JavaScript */
 	int refs; /* the poll handle (until its close callback) and the JS handle (until finalized) */
 	napi_env env;
 	napi_ref on_event;
 	napi_async_context ctx;
+	napi_async_cleanup_hook_handle hook;
 	struct instance *inst;
 	uint8_t *q; /* bytes not yet sent: q[qoff, qlen) */
 	size_t qoff, qlen, qcap;
@@ -100,10 +105,11 @@ static void emit_int(struct nsock *s, int kind, int64_t n)
 	napi_close_handle_scope(s->env, scope);
 }
 
+/* ERROR's argument is what net.Socket's errors say: the call and the errno name ("read ECONNRESET"). */
 static void emit_error(struct nsock *s, const char *what, int err)
 {
-	char msg[160];
-	snprintf(msg, sizeof(msg), "%s %s: %s", what, uv_err_name(-err), strerror(err));
+	char msg[80];
+	snprintf(msg, sizeof(msg), "%s %s", what, uv_err_name(-err));
 	napi_handle_scope scope;
 	if (napi_open_handle_scope(s->env, &scope) != napi_ok)
 		return;
@@ -118,6 +124,19 @@ static void on_closed(uv_handle_t *h)
 	struct nsock *s = (struct nsock *)h;
 	close(s->fd);
 	s->fd = -1;
+	napi_async_cleanup_hook_handle hook = s->hook;
+	s->hook = NULL;
+	if (s->teardown) {
+		/* Node is tearing the environment down: no JavaScript, and the hook is done last. */
+		release(s);
+		if (hook != NULL)
+			napi_remove_async_cleanup_hook(hook);
+		return;
+	}
+	if (hook != NULL)
+		napi_remove_async_cleanup_hook(hook);
+	if (s->error > 0) /* a failure found where no event could be emitted */
+		emit_error(s, s->error_call, s->error);
 	emit(s, EV_CLOSE, NULL);
 	napi_delete_reference(s->env, s->on_event);
 	s->on_event = NULL;
@@ -132,6 +151,15 @@ static void start_close(struct nsock *s)
 	s->closing = 1;
 	s->qoff = s->qlen = 0;
 	uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+/* The environment is being torn down with this connection open: close it, quietly. */
+static void on_teardown(napi_async_cleanup_hook_handle hook, void *arg)
+{
+	(void)hook;
+	struct nsock *s = arg;
+	s->teardown = 1;
+	start_close(s);
 }
 
 static void on_io(uv_poll_t *h, int status, int events);
@@ -150,8 +178,12 @@ static void update_poll(struct nsock *s)
 		return;
 	int rc = want == 0 ? uv_poll_stop(&s->poll) : uv_poll_start(&s->poll, want, on_io);
 	if (rc < 0) {
+		/* Nothing will be polled: close, and report it from the close callback. */
 		s->error = -rc;
-		want = -1;
+		s->error_call = "poll";
+		s->polled = -1;
+		start_close(s);
+		return;
 	}
 	s->polled = want;
 }
@@ -171,6 +203,11 @@ static int flush(struct nsock *s)
 		s->qoff += (size_t)w;
 	}
 	s->qoff = s->qlen = 0;
+	if (s->qcap > 65536) { /* give back what a burst grew */
+		free(s->q);
+		s->q = NULL;
+		s->qcap = 0;
+	}
 	return 0;
 }
 
@@ -179,8 +216,10 @@ static void after_flush(struct nsock *s)
 {
 	if (s->shut && !s->shut_done && s->qlen == 0) {
 		s->shut_done = 1;
-		if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+		if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
 			s->error = errno;
+			s->error_call = "shutdown";
+		}
 	}
 	if (s->shut_done && s->eof && s->error == 0)
 		start_close(s);
@@ -188,6 +227,7 @@ static void after_flush(struct nsock *s)
 
 static void fail(struct nsock *s, const char *what, int err)
 {
+	s->error = 0; /* reported here, not again at close */
 	emit_error(s, what, err);
 	start_close(s);
 }
@@ -197,10 +237,16 @@ static void on_io(uv_poll_t *h, int status, int events)
 	struct nsock *s = (struct nsock *)h;
 	if (s->closing)
 		return;
-	if (status < 0)
+	if (status == UV_EBADF && s->polled > 0) {
+		/* POLLERR: libuv has stopped the handle. Read what the peer sent before it failed (its
+		 * requests are still answered, as on Node's streams); recv/send then name the error. */
+		events = s->polled;
+		s->polled = -1;
+	} else if (status < 0) {
 		return fail(s, "poll", -status);
+	}
 	if (s->error != 0)
-		return fail(s, "write", s->error);
+		return fail(s, s->error_call, s->error);
 	if (events & UV_WRITABLE) {
 		int err = flush(s);
 		if (err != 0)
@@ -357,6 +403,8 @@ static napi_value js_adopt(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	s->polled = 0;
+	if (napi_add_async_cleanup_hook(env, on_teardown, s, &s->hook) != napi_ok)
+		s->hook = NULL; /* then the environment's end finds it open, as it would a leaked socket */
 	update_poll(s);
 	return handle;
 }
@@ -402,8 +450,10 @@ static napi_value js_write(napi_env env, napi_callback_info info)
 			if (w < 0) {
 				if (errno == EINTR)
 					continue;
-				if (errno != EAGAIN && errno != EWOULDBLOCK)
+				if (errno != EAGAIN && errno != EWOULDBLOCK) {
 					s->error = errno; /* reported from the poll callback, as net.Socket reports it later */
+					s->error_call = "write";
+				}
 				break;
 			}
 			b += w;
@@ -420,6 +470,7 @@ static napi_value js_write(napi_env env, napi_callback_info info)
 			uint8_t *q = malloc(cap);
 			if (q == NULL) {
 				s->error = ENOMEM;
+				s->error_call = "write";
 			} else {
 				if (s->q != NULL)
 					memcpy(q, s->q + s->qoff, s->qlen - s->qoff);
@@ -469,8 +520,10 @@ static napi_value js_end(napi_env env, napi_callback_info info)
 		if (s->qlen == s->qoff && s->error == 0) {
 			s->qoff = s->qlen = 0;
 			s->shut_done = 1;
-			if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+			if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
 				s->error = errno;
+				s->error_call = "shutdown";
+			}
 			/* Both sides done: close (CLOSE is emitted from the loop, never from this call). */
 			if (s->eof && s->error == 0)
 				start_close(s);

@@ -6,7 +6,8 @@
 // cannot pass by both sides being wrong in the same way. No timed assertions: waits are bounded
 // and only say what was waited for.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,12 +186,12 @@ class ServerWatch {
   /** What is compared between the reference and the native socket. */
   summary(): object {
     return {
-      events: this.events,
+      events: [...this.events],
       closes: this.closes,
       syncCloses: this.syncCloses,
       unaskedDrains: this.unaskedDrains,
       notUint8Array: this.notUint8Array,
-      destroyedInError: this.destroyedInError,
+      destroyedInError: [...this.destroyedInError],
     };
   }
 }
@@ -716,6 +717,38 @@ async function nestedCork(c: Conn): Promise<object> {
 
 // ---------------------------------------------------------------------------------------------
 
+/** 7d. A socket error carries its errno name as `code` (and `syscall`), as net.Socket's do. */
+async function errorCode(c: Conn): Promise<object> {
+  const { socket, srv, pw, peer } = c;
+  peer.destroy();
+  await within(pw.closed, "the peer's 'close'");
+  await within(srv.ended, "the server's 'end'");
+  let writes = 0;
+  while (!socket.destroyed && srv.closes === 0 && writes++ < 1024) {
+    srv.write(randomBytes(CHUNK));
+    await new Promise((r) => setImmediate(r));
+  }
+  await within(srv.closed, "the server's 'close'");
+  const e = srv.errors[0]!;
+  expect(e).toBeInstanceOf(Error);
+  expect(gone(e.code)).toBe('EPIPE|ECONNRESET');
+  expect(e.syscall).toBe('write');
+  return { code: gone(e.code), syscall: e.syscall };
+}
+
+/** 8c. While corked, write() turns false once 16 KiB are held, and 'drain' follows uncork(). */
+async function corkedBackpressure(c: Conn): Promise<object> {
+  const { socket, srv, pw } = c;
+  socket.cork();
+  const results = [srv.write(randomBytes(1000)), srv.write(randomBytes(CHUNK)), srv.write(randomBytes(CHUNK))];
+  const drained = new Promise<void>((resolve) => socket.on('drain', resolve));
+  socket.uncork();
+  await within(drained, "'drain' after uncork()");
+  await until(() => pw.bytes === 1000 + 2 * CHUNK, 'the corked bytes at the peer');
+  expect(results).toEqual([true, false, false]);
+  return { results, server: srv.summary() };
+}
+
 describe.skipIf(!HAVE_CC)('native sockets behave as net.Socket', () => {
   describe.each(TRANSPORTS)('over %s', (transport) => {
     it('1. bytes in both directions over several writes; chunks are right in the call and as copies', () => compare(transport, bothWays));
@@ -739,6 +772,12 @@ describe.skipIf(!HAVE_CC)('native sockets behave as net.Socket', () => {
     }
     it('8. cork()/uncork() and end() while corked: all bytes in order', () => compare(transport, corked));
     it('8b. cork() twice needs uncork() twice', () => compare(transport, nestedCork));
+    it('8c. while corked, write() turns false at 16 KiB held, and drain follows uncork()', () => compare(transport, corkedBackpressure));
+    it("7c'. the peer goes away with 16 MiB queued for it: the error is EPIPE or ECONNRESET", () => compare(transport, peerGoneWithQueue(true)));
+    if (transport === 'tcp') {
+      it("7b'. the peer resets while the server reads: the error is ECONNRESET", () => compare(transport, peerResets(true)));
+    }
+    it("7d. a socket error has net.Socket's code and syscall", () => compare(transport, errorCode));
   });
 });
 
@@ -814,5 +853,58 @@ describe('loading the addon says why it cannot', () => {
     expect(err).toBeInstanceOf(NativeBuildError);
     expect((err as Error).message).toMatch(/node_api\.h|headers/);
     expect((err as Error).message).toContain(empty);
+  });
+});
+
+// A worker thread that serves native connections ends (worker.terminate()) while a client is
+// still connected: Node closes the worker's loop, which it refuses to do (aborting the whole
+// process) while a poll handle is open. The addon closes its connections from an environment
+// cleanup hook. Run in a child process (bundled with esbuild from src/), so an abort cannot take
+// the test runner with it.
+describe.skipIf(!HAVE_CC)('native sockets and the end of a worker thread', () => {
+  it('a worker serving native connections can be terminated; the process carries on', async () => {
+    const dir = mkdtempSync(join(tmp.path, 'worker-'));
+    const repo = join(import.meta.dirname, '..');
+    const script = join(dir, 'worker.ts');
+    writeFileSync(
+      script,
+      `import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { NsmDevice } from ${JSON.stringify(join(repo, 'src/device/nsm-device.ts'))};
+import { NsmServer } from ${JSON.stringify(join(repo, 'src/node/server.ts'))};
+if (isMainThread) {
+  const w = new Worker(fileURLToPath(import.meta.url), { workerData: process.argv[2] });
+  w.on('error', (e) => console.log('worker error', e.message));
+  w.once('message', (path) => {
+    const c = connect(path, () => {
+      c.write(Buffer.from('0000000c6b44657363726962654e534d', 'hex'));
+      c.once('data', async () => {
+        console.log('answered');
+        console.log('terminate', await w.terminate());
+        c.destroy();
+        console.log('main still alive');
+      });
+    });
+    c.on('error', () => {});
+  });
+} else {
+  const server = new NsmServer(new NsmDevice({ seed: '01' }), {
+    io: 'native',
+    nativeSockets: { cacheDir: ${JSON.stringify(join(dir, 'cache'))}, source: ${JSON.stringify(join(repo, 'native', 'nsm-sockets.c'))} },
+  });
+  const address = await server.listen({ path: ${JSON.stringify(join(dir, 'w.sock'))} });
+  if (server.io !== 'native') throw new Error('not on the native path');
+  parentPort.postMessage(address.slice('unix:'.length));
+}
+`,
+    );
+    const { build } = await import('esbuild');
+    const out = join(dir, 'worker.mjs');
+    await build({ entryPoints: [script], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, logLevel: 'silent' });
+    const r = spawnSync(process.execPath, [out], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).not.toMatch(/uv_loop_close|Assertion|Aborted/);
+    expect(r.stdout).toBe('answered\nterminate 1\nmain still alive\n');
+    expect(r.status).toBe(0);
   });
 });

@@ -2,7 +2,9 @@
 // socket any local user can open, half-sent frames held forever, unbounded connections. Each
 // test reproduces the attack with a client written here on Buffer and node:net.
 import { createHash } from 'node:crypto';
+import { decode as cborDecode } from 'cbor-x';
 import { connect, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -11,7 +13,9 @@ import { encodeRequest } from '../src/wire/encode-request.js';
 import { NsmServer, type NsmServerEvent, type NsmServerOptions, SocketPathError } from '../src/node/server.js';
 import { main } from '../src/cli/main.js';
 import { liveIo } from './helpers/cli.js';
-import { serverIoModes, tempDir, twinOptions } from './native/helpers.js';
+import { haveTool, serverIoModes, tempDir, twinOptions } from './native/helpers.js';
+
+const HAVE_PY = haveTool('python3', 'the server test with a client that resets its connection');
 
 function frame(body: Uint8Array): Buffer {
   const head = Buffer.alloc(4);
@@ -113,6 +117,33 @@ describe.each(serverIoModes('the server limits tests'))('server limits (io: %s)'
       });
     }
 
+    // A client that exits with an answer it never read resets the connection (the kernel reports
+    // ECONNRESET or POLLERR to the server); the requests it sent before exiting are still in the
+    // server's receive queue and are executed, as they would be had it exited cleanly.
+    it.skipIf(!HAVE_PY)('executes every request a client sent before resetting the connection', async () => {
+      let exchanges = 0;
+      const s = await start({ onExchange: () => exchanges++ });
+      const describe = frame(encodeRequest({ type: 'DescribeNSM' })).toString('hex');
+      const data = new Uint8Array([5]);
+      const extends100 = Buffer.concat(Array.from({ length: 100 }, () => frame(encodeRequest({ type: 'ExtendPCR', index: 18, data })))).toString('hex');
+      const py = [
+        'import socket, sys, time',
+        's = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])',
+        `s.sendall(bytes.fromhex('${describe}')); time.sleep(0.2)`, // its answer is left unread
+        `s.sendall(bytes.fromhex('${extends100}')); s.close()`,
+      ].join('\n');
+      // Run asynchronously: the server must answer the first request while the client sleeps.
+      const code = await new Promise((resolve) => spawn('python3', ['-c', py, s.path], { stdio: 'inherit' }).on('exit', resolve));
+      expect(code).toBe(0);
+      for (const end = Date.now() + 10_000; Date.now() < end && !(s.server.connections === 0 && exchanges === 101); ) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(exchanges).toBe(101);
+      let expected: Uint8Array = new Uint8Array(48);
+      for (let i = 0; i < 100; i++) expected = sha384(expected, data);
+      expect(Buffer.from((await s.device.describePcr(18)).data).toString('hex')).toBe(Buffer.from(expected).toString('hex'));
+    });
+
     it('executes nothing after the over-cap header, even a valid frame in the same write', async () => {
       const s = await start();
       const p = await open(s.path);
@@ -197,6 +228,42 @@ describe.each(serverIoModes('the server limits tests'))('server limits (io: %s)'
       expect(() => new NsmServer(d, { maxConnections: 0 })).toThrow(/maxConnections/);
       expect(() => new NsmServer(d, { frameTimeoutMs: -1 })).toThrow(/frameTimeoutMs/);
     });
+  });
+
+  describe('a client that sends without reading its answers', () => {
+    /** Resolves once `value()` has not changed for 400 ms (at most 20 s). */
+    const settled = async (value: () => number) => {
+      let last = -1;
+      let since = Date.now();
+      for (const end = Date.now() + 20_000; Date.now() < end; await new Promise((r) => setTimeout(r, 25))) {
+        if (value() !== last) [last, since] = [value(), Date.now()];
+        else if (Date.now() - since >= 400) return;
+      }
+    };
+    // Over a Unix socket the kernel holds only a couple of hundred KB of answers for a peer that
+    // does not read, so what the server executes beyond that is what it holds itself.
+    for (const [what, request, n, bound] of [
+      ['GetRandom, answered at once', { type: 'GetRandom' }, 5000, 2500],
+      ['Attestation, answered later (64 in flight at most)', { type: 'Attestation', userData: null, nonce: null, publicKey: null }, 300, 200],
+    ] as const) {
+      it(`holds ${what}: executes a bounded share, then all of them once the client reads`, async () => {
+        let exchanges = 0;
+        const s = await start({ onExchange: () => exchanges++ });
+        const p = await open(s.path);
+        p.socket.pause();
+        const one = frame(encodeRequest(request));
+        p.socket.write(Buffer.concat(Array.from({ length: n }, () => one)));
+        await settled(() => exchanges);
+        expect(exchanges).toBeGreaterThan(0);
+        expect(exchanges).toBeLessThan(bound);
+        p.socket.resume();
+        const got = await p.waitFrames(n);
+        expect(got.length).toBe(n);
+        expect(exchanges).toBe(n);
+        // The first and the last answer are answers to that request (cbor-x reads them).
+        for (const f of [got[0]!, got[n - 1]!]) expect(Object.keys(cborDecode(f) as object)).toEqual([request.type]);
+      });
+    }
   });
 
   describe('connection cap', () => {

@@ -15,6 +15,8 @@ import type { ServerSocket } from './server-socket.js';
 
 /** Bytes read per call into JavaScript (one buffer shared by every connection). */
 const READ_BUFFER_SIZE = 65536;
+/** Bytes queued (or held while corked) at which write() returns false, as net.Socket's default. */
+const HIGH_WATER = 16384;
 
 export interface NativeSocketsOptions extends NativeBuildOptions {
   /** Directory holding Node's node_api.h and uv.h (default: the first of {@link nodeHeaderDirs} that has both). */
@@ -126,6 +128,9 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
   #ended = false;
   #corked = 0;
   #held: Uint8Array[] = [];
+  #heldBytes = 0;
+  /** write() returned false while corked: 'drain' is owed once the held bytes are sent. */
+  #drainOwed = false;
   readonly #handle: object;
 
   constructor(
@@ -156,7 +161,7 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
         break;
       case ERROR:
         this.#destroyed = true;
-        this.emit('error', new Error(arg as string));
+        this.emit('error', socketError(arg as string));
         break;
       case CLOSE:
         this.#destroyed = true;
@@ -169,8 +174,13 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
   write(chunk: Uint8Array): boolean {
     if (this.#destroyed || this.#ended) return false;
     if (this.#corked > 0) {
+      // Held bytes count toward the high-water mark, as in net.Socket: a peer that pipelines
+      // without reading cannot make the server queue without bound.
       this.#held.push(chunk);
-      return true;
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes < HIGH_WATER) return true;
+      this.#drainOwed = true;
+      return false;
     }
     return this.binding.write(this.#handle, chunk);
   }
@@ -182,8 +192,15 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
   uncork(): void {
     if (this.#corked === 0 || --this.#corked > 0) return;
     const held = this.#held;
+    const owed = this.#drainOwed;
     this.#held = [];
-    if (held.length > 0 && !this.#destroyed) this.binding.write(this.#handle, held.length === 1 ? held[0]! : Buffer.concat(held));
+    this.#heldBytes = 0;
+    this.#drainOwed = false;
+    if (held.length === 0 || this.#destroyed) return;
+    // When the kernel takes it all, the owed 'drain' is emitted here (asynchronously, as
+    // net.Socket does); otherwise the addon emits DRAIN once its queue empties.
+    const ok = this.binding.write(this.#handle, held.length === 1 ? held[0]! : Buffer.concat(held));
+    if (ok && owed) process.nextTick(() => this.#destroyed || this.emit('drain'));
   }
 
   pause(): this {
@@ -222,4 +239,11 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
     this.original.setNoDelay(noDelay);
     return this;
   }
+}
+
+/** An Error as net.Socket gives one: message `SYSCALL CODE`, with `code`, `errno` and `syscall`. */
+function socketError(what: string): Error {
+  const [syscall = 'socket', code = 'EIO'] = what.split(' ');
+  const errno = (process.getBuiltinModule('node:os').constants.errno as Record<string, number>)[code];
+  return Object.assign(new Error(`${syscall} ${code}`), { code, syscall, ...(errno !== undefined ? { errno: -errno } : {}) });
 }

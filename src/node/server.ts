@@ -4,9 +4,10 @@
  * `nsm-emulator serve` and `nsm-emulator exec` run, and what JavaScript tests can start
  * in-process to let native programs (through the /dev/nsm preload shim) use an emulated NSM.
  *
- * Every complete frame goes to `device.handleRaw` at once, so the device sees requests from
- * all connections in arrival order, one at a time; each connection gets its answers in the
- * order it asked. A declared length above the device's 4096-byte limit is skipped without
+ * Every complete frame goes to `device.handleRaw` as it arrives, so the device sees requests
+ * from all connections in arrival order, one at a time; each connection gets its answers in the
+ * order it asked. A connection with 64 answers pending (a client pipelining without reading)
+ * waits: the rest of what it sent stays unexecuted, and it is not read, until answers leave. A declared length above the device's 4096-byte limit is skipped without
  * being stored and answered `InputTooLarge`. A declared length above the frame cap, or a frame
  * left incomplete past the frame timeout, ends the connection: nothing after it is executed,
  * but every request already executed is answered before the connection is closed. Limits
@@ -17,7 +18,7 @@ import type { Server, Socket } from 'node:net';
 import type { NsmDevice } from '../device/nsm-device.js';
 import { NsmDeviceGoneError } from '../device/faults.js';
 import { encodeResponse } from '../wire/encode-response.js';
-import { FRAME_LENGTH_CAP, FrameReader, encodeFrame } from './framing.js';
+import { FRAME_LENGTH_CAP, type FrameEvent, FrameReader, encodeFrame } from './framing.js';
 import { AddressInUseError, type SocketFile, listenOn, listenUnix, removeIfSame } from './listen.js';
 import { ConnectionClock, DEFAULT_SOCKET_MODE, type ServerLimits, type WatchedConnection, resolveServerLimits } from './server-limits.js';
 import type { NativeSockets, NativeSocketsOptions } from './native-socket.js';
@@ -237,8 +238,18 @@ export class NsmServer {
     if (socket.remoteFamily !== undefined) socket.setNoDelay(true);
     this.event('info', id, 'connected');
 
+    /**
+     * Frames read but not yet executed because the connection had MAX_IN_FLIGHT answers pending
+     * (at most one read's worth: the socket is paused while any wait). Executed in order as
+     * answers leave; dropped when the connection drains.
+     */
+    let backlog: FrameEvent[] = [];
+    let backlogAt = 0;
+    let pumping = false;
+    /** False while the socket's write queue is over its high-water mark (until 'drain'). */
+    let writable = true;
     const finishIfDone = () => {
-      if ((ended || draining) && inFlight === 0 && !socket.destroyed && !endSent) {
+      if ((draining || (ended && backlogAt === backlog.length)) && inFlight === 0 && !socket.destroyed && !endSent) {
         endSent = true;
         socket.end();
         // A peer that will not take its last answers is not waited for beyond the frame timeout.
@@ -249,6 +260,8 @@ export class NsmServer {
     const drain = () => {
       if (draining) return;
       draining = true;
+      backlog = [];
+      backlogAt = 0;
       this.clock.remove(watch);
       if (socket.isPaused()) socket.resume(); // keep reading (and discarding) so the peer can finish
       finishIfDone();
@@ -256,7 +269,7 @@ export class NsmServer {
     const watch: WatchedConnection = {
       partialSince: 0,
       lastActive: Date.now(),
-      busy: () => inFlight > 0,
+      busy: () => inFlight > 0 || backlogAt < backlog.length,
       expire: (reason, elapsed) => {
         if (reason === 'frame') {
           const { received, declared } = reader.partial;
@@ -276,8 +289,11 @@ export class NsmServer {
       const ok = socket.write(encodeFrame(response));
       watch.lastActive = Date.now();
       this.options.onExchange?.({ connection: id, request, requestLength, response });
-      if (!ok) socket.pause();
-      else if (inFlight < MAX_IN_FLIGHT && socket.isPaused() && !draining) socket.resume();
+      if (!ok) {
+        writable = false;
+        socket.pause();
+      }
+      else if (!pumping) pump();
       finishIfDone();
     };
 
@@ -290,17 +306,25 @@ export class NsmServer {
       socket.destroy();
     };
 
-    socket.on('data', (chunk: Uint8Array) => {
-      if (draining) return;
-      const events = reader.push(chunk);
+    /**
+     * Executes backlogged frames while fewer than MAX_IN_FLIGHT answers are pending and the
+     * socket's write queue is under its high-water mark, then reads again once the backlog is
+     * empty: a client that sends without reading its answers holds at most one read of frames
+     * and one write queue of answers here.
+     */
+    const pump = () => {
+      if (draining || pumping) return;
+      pumping = true;
       // Several requests in one read (a pipelining client): their answers leave in one write.
-      const cork = events.length > 1;
+      const cork = backlog.length - backlogAt > 1;
       if (cork) socket.cork();
-      for (const ev of events) {
+      while (backlogAt < backlog.length && inFlight < MAX_IN_FLIGHT && writable && !draining && !socket.destroyed) {
+        const ev = backlog[backlogAt++]!;
         if (ev.kind === 'overCap') {
-          // Requests earlier in this chunk were executed: answer them, then close.
+          // Requests before it were executed: answer them, then close.
           this.event('warn', id, `declared frame length ${ev.length} is over the cap; closing the connection after answering the ${inFlight} request(s) already executed`);
           if (cork) socket.uncork();
+          pumping = false;
           drain();
           return;
         }
@@ -323,13 +347,34 @@ export class NsmServer {
         );
       }
       if (cork) socket.uncork();
+      pumping = false;
+      if (backlogAt === backlog.length) {
+        backlog = [];
+        backlogAt = 0;
+        if (socket.isPaused() && inFlight < MAX_IN_FLIGHT && !draining && writable) socket.resume();
+      } else if (!socket.isPaused()) {
+        socket.pause();
+      }
+      finishIfDone();
+    };
+    socket.on('data', (chunk: Uint8Array) => {
+      if (draining) return;
+      const events = reader.push(chunk);
+      if (backlogAt === backlog.length) {
+        backlog = events;
+        backlogAt = 0;
+      } else {
+        backlog.push(...events);
+      }
+      pump();
       const now = Date.now();
       watch.lastActive = now;
       watch.partialSince = reader.idle ? 0 : watch.partialSince || now;
-      if (inFlight >= MAX_IN_FLIGHT) socket.pause();
+      if (inFlight >= MAX_IN_FLIGHT && !draining) socket.pause();
     });
     socket.on('drain', () => {
-      if (inFlight < MAX_IN_FLIGHT && !draining) socket.resume();
+      writable = true;
+      if (!draining) pump();
     });
     socket.on('end', () => {
       ended = true;
