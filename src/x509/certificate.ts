@@ -18,6 +18,7 @@ import {
   derChildren,
   expectTag,
   oidValue,
+  readDer,
   readDerExact,
   smallUnsigned,
   unsignedValue,
@@ -103,28 +104,52 @@ function algorithm(node: DerNode, what: string): AlgorithmId {
   return { oid, params, der: node.raw };
 }
 
-/** Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension, inside [3] EXPLICIT; no OID twice. */
+/**
+ * Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension, inside [3] EXPLICIT; no OID twice. Read
+ * one extension at a time, straight from the list's bytes: a certificate may carry tens of
+ * thousands, and keeping no intermediate node list keeps the parse's garbage small.
+ */
 function parseExtensions(node: DerNode): ParsedExtension[] {
   const [list, ...rest] = derChildren(node);
   if (list === undefined || rest.length) throw new DerError('extensions: [3] must hold exactly one SEQUENCE');
-  const items = derChildren(expectTag(list, TAG.SEQUENCE, 'extensions'));
-  if (items.length === 0) throw new DerError('extensions: empty SEQUENCE (SIZE 1..MAX)');
+  const bytes = expectTag(list, TAG.SEQUENCE, 'extensions').value;
+  if (bytes.length === 0) throw new DerError('extensions: empty SEQUENCE (SIZE 1..MAX)');
   const seen = new Set<string>();
-  return items.map((e) => {
-    const f = new DerFields(expectTag(e, TAG.SEQUENCE, 'extension'), 'extension');
-    const oid = oidValue(f.next(TAG.OID, 'extnID'), 'extnID');
-    let critical = false;
-    const flag = f.optional(TAG.BOOLEAN);
-    if (flag) {
-      critical = booleanValue(flag, `extension ${oid} critical`);
-      if (!critical) throw new DerError(`extension ${oid}: critical FALSE encoded (it is the DEFAULT, which DER omits)`);
-    }
-    const value = f.next(TAG.OCTET_STRING, `${oid} extnValue`).value;
-    f.end();
-    if (seen.has(oid)) throw new DerError(`extension ${oid} appears twice`);
-    seen.add(oid);
-    return { oid, critical, value };
-  });
+  const out: ParsedExtension[] = [];
+  for (let p = 0; p < bytes.length; ) {
+    const { node: e, end } = readDer(bytes, p);
+    p = end;
+    const ext = parseExtension(e);
+    if (seen.has(ext.oid)) throw new DerError(`extension ${ext.oid} appears twice`);
+    seen.add(ext.oid);
+    out.push(ext);
+  }
+  return out;
+}
+
+/** Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }. */
+function parseExtension(e: DerNode): ParsedExtension {
+  const v = expectTag(e, TAG.SEQUENCE, 'extension').value;
+  if (v.length === 0) throw new DerError('extension: extnID missing');
+  const id = readDer(v, 0);
+  const oid = oidValue(expectTag(id.node, TAG.OID, 'extension extnID'), 'extnID');
+  let p = id.end;
+  let critical = false;
+  let field = p < v.length ? readDer(v, p) : undefined;
+  if (field !== undefined && field.node.tag === TAG.BOOLEAN) {
+    critical = booleanValue(field.node, `extension ${oid} critical`);
+    if (!critical) throw new DerError(`extension ${oid}: critical FALSE encoded (it is the DEFAULT, which DER omits)`);
+    p = field.end;
+    field = p < v.length ? readDer(v, p) : undefined;
+  }
+  if (field === undefined) throw new DerError(`extension: ${oid} extnValue missing`);
+  const value = expectTag(field.node, TAG.OCTET_STRING, `extension ${oid} extnValue`).value;
+  if (field.end < v.length) {
+    let left = 0;
+    for (let q = field.end; q < v.length; left++) q = readDer(v, q).end;
+    throw new DerError(`extension: ${left} unexpected element(s) after the last field (tag 0x${v[field.end]!.toString(16)})`);
+  }
+  return { oid, critical, value };
 }
 
 /** Parses one DER certificate (no trailing bytes allowed). */
