@@ -540,6 +540,10 @@ static napi_value js_destroy(napi_env env, napi_callback_info info)
 	struct nsock *s = handle_arg(env, info, 1, argv);
 	if (s == NULL)
 		return NULL;
+	/* As with net.Socket, nothing is reported after destroy(): a send that failed before it is
+	 * forgotten (a failure that itself closed the socket is still reported). */
+	if (!s->closing)
+		s->error = 0;
 	start_close(s);
 	return undefined(env);
 }

@@ -749,6 +749,20 @@ async function corkedBackpressure(c: Conn): Promise<object> {
   return { results, server: srv.summary() };
 }
 
+/** 6d. destroy() right after a write that failed (the peer is gone): no 'error' follows it. */
+async function destroyAfterFailedWrite(c: Conn): Promise<object> {
+  const { srv, pw, peer } = c;
+  peer.destroy();
+  await within(pw.closed, "the peer's 'close'");
+  await within(srv.ended, "the server's 'end'");
+  srv.write(randomBytes(1000));
+  srv.destroy();
+  await within(srv.closed, "the server's 'close'");
+  await settle();
+  expect(srv.errors).toEqual([]);
+  return { server: srv.summary() };
+}
+
 describe.skipIf(!HAVE_CC)('native sockets behave as net.Socket', () => {
   describe.each(TRANSPORTS)('over %s', (transport) => {
     it('1. bytes in both directions over several writes; chunks are right in the call and as copies', () => compare(transport, bothWays));
@@ -764,6 +778,7 @@ describe.skipIf(!HAVE_CC)('native sockets behave as net.Socket', () => {
       compare(transport, destroyInData));
     it("6b. destroy() inside 'end': EOF at the peer, one 'close'", () => compare(transport, destroyInEnd));
     it("6c. destroy() at once: EOF at the peer, one 'close', write() after it dropped", () => compare(transport, destroyAtOnce));
+    it("6d. destroy() right after a write to a peer that is gone: no 'error' after it", () => compare(transport, destroyAfterFailedWrite));
     it("7a. the server writes after the peer has gone: 'end', 'error', 'close'; no SIGPIPE from the native path", () =>
       compare(transport, peerGoneWhileWriting));
     it("7c. the peer goes away with 16 MiB queued for it: 'error' then 'close'", () => compare(transport, peerGoneWithQueue(false)));

@@ -131,6 +131,8 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
   #heldBytes = 0;
   /** write() returned false while corked: 'drain' is owed once the held bytes are sent. */
   #drainOwed = false;
+  /** destroy() was called: no 'error' is emitted after it. */
+  #destroyCalled = false;
   readonly #handle: object;
 
   constructor(
@@ -160,6 +162,7 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
         this.emit('end');
         break;
       case ERROR:
+        if (this.#destroyCalled) break; // net.Socket reports nothing after destroy()
         this.#destroyed = true;
         this.emit('error', socketError(arg as string));
         break;
@@ -231,6 +234,7 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
   destroy(): this {
     if (this.#destroyed) return this;
     this.#destroyed = true;
+    this.#destroyCalled = true;
     this.binding.destroy(this.#handle);
     return this;
   }

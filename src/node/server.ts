@@ -283,6 +283,19 @@ export class NsmServer {
     };
     this.clock.add(watch);
 
+    /**
+     * The server stops reading this connection for its own reasons (answers pending, a full
+     * write queue): the peer is not to blame for a partial frame meanwhile, so its clock stops.
+     */
+    const holdBack = () => {
+      socket.pause();
+      watch.partialSince = 0;
+    };
+    const readOn = () => {
+      socket.resume();
+      watch.partialSince = reader.idle ? 0 : Date.now();
+    };
+
     const send = (request: Uint8Array | null, requestLength: number, response: Uint8Array) => {
       inFlight--;
       if (socket.destroyed) return;
@@ -291,9 +304,8 @@ export class NsmServer {
       this.options.onExchange?.({ connection: id, request, requestLength, response });
       if (!ok) {
         writable = false;
-        socket.pause();
-      }
-      else if (!pumping) pump();
+        holdBack();
+      } else if (!pumping) pump();
       finishIfDone();
     };
 
@@ -351,9 +363,9 @@ export class NsmServer {
       if (backlogAt === backlog.length) {
         backlog = [];
         backlogAt = 0;
-        if (socket.isPaused() && inFlight < MAX_IN_FLIGHT && !draining && writable) socket.resume();
+        if (socket.isPaused() && inFlight < MAX_IN_FLIGHT && !draining && writable) readOn();
       } else if (!socket.isPaused()) {
-        socket.pause();
+        holdBack();
       }
       finishIfDone();
     };
@@ -367,10 +379,10 @@ export class NsmServer {
         backlog.push(...events);
       }
       pump();
+      if (inFlight >= MAX_IN_FLIGHT && !draining && !socket.isPaused()) holdBack();
       const now = Date.now();
       watch.lastActive = now;
-      watch.partialSince = reader.idle ? 0 : watch.partialSince || now;
-      if (inFlight >= MAX_IN_FLIGHT && !draining) socket.pause();
+      watch.partialSince = reader.idle || socket.isPaused() ? 0 : watch.partialSince || now;
     });
     socket.on('drain', () => {
       writable = true;
@@ -385,7 +397,27 @@ export class NsmServer {
       finishIfDone();
     });
     socket.on('error', (e: Error) => this.event('info', id, `socket error: ${e.message}`));
+    /**
+     * The peer went away with complete requests read but not yet executed (held back behind
+     * pending answers): they are executed in order, as they would have been had it stayed, and
+     * their answers, which have nowhere to go, are dropped. Nothing after an over-cap header runs.
+     */
+    const executeLeft = () => {
+      let n = 0;
+      for (; backlogAt < backlog.length; backlogAt++) {
+        const ev = backlog[backlogAt]!;
+        if (ev.kind === 'overCap') break;
+        if (ev.kind !== 'frame') continue;
+        const answer = this.device.handleRawNow(ev.body);
+        if (!(answer instanceof Uint8Array)) answer.catch(() => {}); // a vanished device: nobody to tell
+        n++;
+      }
+      backlog = [];
+      backlogAt = 0;
+      if (n > 0) this.event('info', id, `the peer went away with ${n} request(s) read but not yet executed: executed them; their answers were dropped`);
+    };
     socket.on('close', () => {
+      if (!draining && !this.device.disappeared) executeLeft();
       this.sockets.delete(socket);
       this.clock.remove(watch);
       this.event('info', id, 'disconnected');
