@@ -166,3 +166,19 @@ describe('every command says in one line, exit 2, when a file cannot be written 
     expect([out.code, out.stderr]).toEqual([2, 'nsm-emulator attest: --out /nonexistent/dir/doc.cbor: directory /nonexistent/dir does not exist\n']);
   });
 });
+
+describe("option parsing errors, in the CLI's own words", () => {
+  it('names the option and what was expected, in one line, exit 2', async () => {
+    const cases: Array<[string[], string]> = [
+      [['verify', 'doc.bin', '--root', 'test', '--bogus'], 'nsm-emulator verify: unknown option --bogus (--help lists the options)\n'],
+      [['serve', '--socket'], 'nsm-emulator serve: --socket: a value is required\n'],
+      [['serve', '--log=yes', '--socket', 'x'], 'nsm-emulator serve: --log takes no value\n'],
+      [['rpc', 'extra'], "nsm-emulator rpc: unexpected argument 'extra': this command takes options only (--help lists them)\n"],
+    ];
+    for (const [argv, line] of cases) {
+      const r = await runCli(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0] + '\n', argv.join(' ')).toBe(line);
+    }
+  });
+});

@@ -27,6 +27,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NsmDevice, createTestCa, decryptCiphertextForRecipient, KmsService, type KmsLogEntry } from '../src/index.js';
 import { KmsHttpServer } from '../src/node/index.js';
+import { parseAuthorization } from '../src/node/sigv4.js';
 import { hex } from './helpers/hex.js';
 
 const PCR0 = new Uint8Array(48).fill(0xab);
@@ -246,5 +247,24 @@ describe('KMS endpoint through @aws-sdk/client-kms', () => {
     expect(sealed.Plaintext).toBeUndefined();
     expect(opensslDecrypt(sealed.CiphertextForRecipient!).length).toBe(64);
     expect((await exceptionOf(client.send(new GenerateRandomCommand({ NumberOfBytes: 2000 })))).name).toBe('ValidationException');
+  });
+});
+
+describe('SigV4 Authorization header problems are named', () => {
+  // The SDK always sends a well-formed header; hand-written clients (curl, scripts) may not.
+  const header = (signature: string, credential = 'AKIDEXAMPLE/20261130/us-east-1/kms/aws4_request') =>
+    `AWS4-HMAC-SHA256 Credential=${credential}, SignedHeaders=content-type;host;x-amz-date, Signature=${signature}`;
+  it.each([
+    [header('a'.repeat(64)), null],
+    ['Bearer abc', 'expected the AWS4-HMAC-SHA256 scheme'],
+    [header('00'), 'Signature must be 64 lowercase hex digits (an HMAC-SHA256), got 2 characters'],
+    [header('a'.repeat(64), 'AKID/2026-11-30/us-east-1/kms/aws4_request'), 'Credential must be ACCESS_KEY_ID/YYYYMMDD/REGION/SERVICE/aws4_request'],
+    ['AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/us-east-1/kms/aws4_request, SignedHeaders=host', 'Signature is missing'],
+  ])('%s', (authorization, problem) => {
+    if (problem === null) {
+      expect(parseAuthorization({ authorization }).signature).toBe('a'.repeat(64));
+    } else {
+      expect(() => parseAuthorization({ authorization })).toThrow(`Authorization header: ${problem}`);
+    }
   });
 });

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { decode as cborDecode } from 'cbor-x';
 import { connect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { NsmDevice } from '../src/device/nsm-device.js';
@@ -317,6 +317,20 @@ describe('nsm-emulator serve limits and socket options', () => {
     const t = liveIo();
     expect(await main(['serve', '--socket', '/nonexistent/dir/x.sock'], t.io)).toBe(2);
     expect(t.err()).toBe('nsm-emulator serve: --socket /nonexistent/dir/x.sock: directory /nonexistent/dir does not exist\n');
+  });
+
+  it('refuses a socket path longer than a Unix socket can hold, in one line, exit 2, and leaves nothing behind', async () => {
+    const dir = join(tmp.path, 'd'.repeat(120));
+    mkdirSync(dir);
+    const path = join(dir, 'nsm.sock');
+    const bytes = Buffer.byteLength(path);
+    expect(bytes).toBeGreaterThan(107); // sun_path is 108 bytes with its terminating NUL (unix(7))
+    const before = readdirSync(tmp.path).sort();
+    const t = liveIo();
+    expect(await main(['serve', '--socket', path], t.io)).toBe(2);
+    expect(t.err()).toBe(`nsm-emulator serve: --socket ${path}: the path is ${bytes} bytes, too long for a Unix socket (Linux allows 107)\n`);
+    expect(readdirSync(tmp.path).sort()).toEqual(before);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('creates the socket with --socket-mode, and logs a frame timeout without --log', async () => {

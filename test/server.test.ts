@@ -364,6 +364,19 @@ describe('nsm-emulator serve', () => {
     expect(w.err()).toContain('--io fast: expected auto, native or node');
   });
 
+  it("says why --io native cannot be had, naming --io (not a listen address), exit 1", async () => {
+    const saved = process.env['CC'];
+    process.env['CC'] = join(tmp.path, 'no-such-cc');
+    try {
+      const t = io();
+      expect(await main(['serve', '--listen', '0', '--io', 'native'], t.io)).toBe(1);
+      expect(t.err()).toMatch(/^nsm-emulator serve: --io native: no C compiler: '.*no-such-cc' was not found\. [^\n]*\n$/);
+    } finally {
+      if (saved === undefined) delete process.env['CC'];
+      else process.env['CC'] = saved;
+    }
+  });
+
   it('parses --listen forms', () => {
     expect(parseListen('5005')).toEqual({ host: '127.0.0.1', port: 5005 });
     expect(parseListen(':5005')).toEqual({ host: '127.0.0.1', port: 5005 });

@@ -52,6 +52,13 @@ describe('real AWS documents', () => {
     expect(await ruleOf(verifyAttestationDocument(doc, { root: committedTestCa().root.der, time: 'document' }))).toBe('chain.root');
   });
 
+  it('says the pinned root is required when a JavaScript caller leaves it out', async () => {
+    const doc = await makeAttestationDocument({ seed: '01' });
+    const missing = verifyAttestationDocument(doc, {} as unknown as Parameters<typeof verifyAttestationDocument>[1]);
+    expect(await ruleOf(missing)).toBe('chain.root');
+    await expect(missing).rejects.toThrow(/options\.root is required: the pinned root certificate as DER bytes or PEM text \(got nothing\)/);
+  });
+
   it('rejects documents 1 and 10 with any one byte flipped (every 37th byte, and the last 100)', async () => {
     for (const n of [1, 10]) {
       const { doc, facts } = real(n);

@@ -70,7 +70,11 @@ const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function rootDer(root: Uint8Array | string): Uint8Array {
-  if (typeof root !== 'string') return root;
+  if (root instanceof Uint8Array) return root;
+  if (typeof root !== 'string') {
+    // A JavaScript caller can leave it out; say so rather than fail inside the certificate parser.
+    return fail('chain.root', `options.root is required: the pinned root certificate as DER bytes or PEM text (got ${root === undefined ? 'nothing' : typeof root})`);
+  }
   try {
     return pemDecode(root, 'CERTIFICATE');
   } catch (e) {

@@ -149,6 +149,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     try {
       address = await server.listen({ path: join(dir, 'nsm.sock') });
     } catch (e) {
+      if (e instanceof NativeBuildError) return fail(`--io native: ${e.message}`);
       return fail(`cannot start the server on ${join(dir, 'nsm.sock')}: ${(e as Error).message}`);
     }
     let code: number;

@@ -74,6 +74,22 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
   try {
     return parseArgs(config.args ? { ...config, args: joinDashValues(config.args, config.options ?? {}) } : config);
   } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
+    throw new UsageError(parseArgsProblem(e as NodeJS.ErrnoException));
   }
+}
+
+/** node:util's parse errors in this CLI's words: the option, then what was expected. */
+function parseArgsProblem(e: NodeJS.ErrnoException): string {
+  const first = e.message.split('\n')[0]!;
+  const quoted = /'([^']*)'/.exec(first)?.[1];
+  if (quoted !== undefined) {
+    const option = quoted.split(' ')[0]!;
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option} (--help lists the options)`;
+    if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument '${quoted}': this command takes options only (--help lists them)`;
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      if (/argument missing/.test(first)) return `${option}: a value is required`;
+      if (/does not take an argument/.test(first)) return `${option} takes no value`;
+    }
+  }
+  return first;
 }

@@ -10,6 +10,7 @@ import { AddressInUseError, type NsmEndpoint, type NsmExchange, type NsmServerEv
 import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../node/server-limits.js';
 import { BOOT_OPTIONS_HELP, BOOT_OPTION_SPEC, type BootFlags, deviceOptionsFromFlags } from './boot-options.js';
 import { parseFlags } from './parse.js';
+import { NativeBuildError } from '../node/native-build.js';
 import { stopSignal } from './stop-signal.js';
 import { type CliCommand, type CliIo, UsageError } from './io.js';
 import { requestToJson, responseToJson } from './json-codec.js';
@@ -182,6 +183,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
       } catch (e) {
         // A path that cannot hold a socket (missing directory, ...) is a usage error.
         if (e instanceof SocketPathError) throw new UsageError(`${flag}: ${e.detail}`);
+        if (e instanceof NativeBuildError) {
+          io.stderr.write(`nsm-emulator serve: --io native: ${e.message}\n`);
+          return 1;
+        }
         const why = e instanceof AddressInUseError ? e.detail : (e as Error).message;
         io.stderr.write(`nsm-emulator serve: ${flag}: ${why}\n`);
         return 1;

@@ -85,6 +85,10 @@ function directoryProblem(dir: string): string | null {
  */
 export async function listenUnix(server: Server, path: string, mode: number): Promise<SocketFile> {
   const address = `unix:${path}`;
+  // Checked first: the kernel keeps at most SUN_PATH_MAX bytes of a socket's path, and a longer
+  // one would be bound at a cut-short path.
+  const bytes = Buffer.byteLength(path);
+  if (bytes > SUN_PATH_MAX) throw new SocketPathError(path, `the path is ${bytes} bytes, too long for a Unix socket (Linux allows ${SUN_PATH_MAX})`);
   const dir = dirname(path);
   const problem = directoryProblem(dir);
   if (problem) throw new SocketPathError(path, problem);
@@ -97,9 +101,15 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
     if (code === 'ENAMETOOLONG' || code === 'EINVAL') throw new SocketPathError(path, `the path is too long for a Unix socket (Linux allows ${SUN_PATH_MAX} bytes)`);
     throw e;
   }
-  chmodSync(path, mode);
-  const st = lstatSync(path);
-  return { path, dev: st.dev, ino: st.ino };
+  try {
+    chmodSync(path, mode);
+    const st = lstatSync(path);
+    return { path, dev: st.dev, ino: st.ino };
+  } catch (e) {
+    // Listening but unusable: stop listening, so that nothing is left behind or kept alive.
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw new SocketPathError(path, `cannot set the socket file's mode (${errnoCode(e)})`);
+  }
 }
 
 /** Binds under umask 0177; false (nothing done) where the umask cannot be changed. */

@@ -34,8 +34,24 @@ export function parseAuthorization(headers: IncomingHttpHeaders): SigV4Credentia
   const h = headers.authorization;
   if (h === undefined || h === '') throw new SigV4Error('MissingAuthenticationTokenException', 'Missing Authentication Token');
   const m = AUTH.exec(h);
-  if (!m) throw new SigV4Error('IncompleteSignatureException', 'Authorization header is not AWS4-HMAC-SHA256 with Credential, SignedHeaders and Signature');
+  if (!m) throw new SigV4Error('IncompleteSignatureException', `Authorization header: ${authorizationProblem(h)}`);
   return { accessKeyId: m[1]!, date: m[2]!, region: m[3]!, service: m[4]!, signedHeaders: m[5]!.split(';'), signature: m[6]! };
+}
+
+/** Which part of a malformed SigV4 Authorization header is wrong, for the error message. */
+function authorizationProblem(h: string): string {
+  if (!/^AWS4-HMAC-SHA256\s/.test(h)) return 'expected the AWS4-HMAC-SHA256 scheme';
+  const part = (name: string) => new RegExp(`[\\s,]${name}=([^,\\s]*)`).exec(h)?.[1];
+  const credential = part('Credential');
+  if (credential === undefined || !/^[^/]+\/\d{8}\/[^/]+\/[^/]+\/aws4_request$/.test(credential)) {
+    return 'Credential must be ACCESS_KEY_ID/YYYYMMDD/REGION/SERVICE/aws4_request';
+  }
+  const signed = part('SignedHeaders');
+  if (signed === undefined || !/^[a-z0-9;_.-]+$/.test(signed)) return 'SignedHeaders must list lowercase header names separated by semicolons';
+  const signature = part('Signature');
+  if (signature === undefined) return 'Signature is missing';
+  if (!/^[0-9a-f]{64}$/.test(signature)) return `Signature must be 64 lowercase hex digits (an HMAC-SHA256), got ${signature.length} characters`;
+  return 'expected Credential=..., SignedHeaders=..., Signature=... in that order, separated by commas';
 }
 
 const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
