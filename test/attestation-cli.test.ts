@@ -64,7 +64,7 @@ describe('nsm-emulator attest', () => {
       [['--format', 'pem'], "--format 'pem': expected cbor, hex or base64"],
       [['--payload-map', 'a9'], "--payload-map 'a9': expected indefinite or definite"],
       [['--public-key', '@/nonexistent/file'], '--public-key @/nonexistent/file: directory /nonexistent does not exist'],
-      [['--ca', '/nonexistent/dir'], "--ca '/nonexistent/dir': /nonexistent/dir/manifest.json: file not found"],
+      [['--ca', '/nonexistent/dir'], "--ca '/nonexistent/dir': /nonexistent/dir: directory does not exist (make one with `nsm-emulator ca init --dir DIR`)"],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(['attest', ...args]);

@@ -221,7 +221,7 @@ describe('nsm-emulator ca', () => {
     const missing = join(tmp(), 'nope');
     const s = await runCli(['ca', 'show', '--dir', missing]);
     expect(s.code).toBe(2);
-    expect(s.stderr).toContain(`${join(missing, 'manifest.json')}: file not found`);
+    expect(s.stderr).toContain(`${missing}: directory does not exist (make one with \`nsm-emulator ca init --dir DIR\`)`);
     expect(existsSync(missing)).toBe(false);
   });
 });

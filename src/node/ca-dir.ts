@@ -85,6 +85,10 @@ function entryFile(dir: string, manifestPath: string, level: Level, field: 'cert
 export async function readCaDirPem(dir: string): Promise<TestCaPem> {
   const manifestPath = join(dir, 'manifest.json');
   let manifest: Partial<CaManifest>;
+  // Name the likelier mistake first: no such directory, or a directory that is not a CA.
+  const st = process.getBuiltinModule('node:fs').statSync(dir, { throwIfNoEntry: false });
+  if (st === undefined) throw new CaDirError(dir, 'directory does not exist (make one with `nsm-emulator ca init --dir DIR`)');
+  if (!st.isDirectory()) throw new CaDirError(dir, 'is not a directory');
   try {
     manifest = JSON.parse(await readText(manifestPath)) as Partial<CaManifest>;
   } catch (e) {
