@@ -296,6 +296,21 @@ describe('choosing the native socket path', () => {
     await bad.close();
   });
 
+  it.skipIf(!serverIoModes('the native path announcement test').includes('native'))("'native' says so once, with the addon's path, as an info event (serve --log prints it)", async () => {
+    const events: NsmServerEvent[] = [];
+    const server = new NsmServer(new NsmDevice(twinOptions()), { io: 'native', onEvent: (e) => events.push(e) });
+    try {
+      await server.listen({ path: join(tmp.path, 'says.sock') });
+      await server.listen({ port: 0 });
+      const said = events.filter((e) => /native socket path/.test(e.message));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatchObject({ level: 'info', connection: 0 });
+      expect(said[0]!.message).toMatch(/^serving connections through the native socket path \(.*nsm-sockets-[0-9a-f]+\.node\)$/);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("is not built at all with io 'node' (the library's default)", async () => {
     const cacheDir = join(tmp.path, 'unused-cache');
     const server = new NsmServer(new NsmDevice(twinOptions()), { nativeSockets: { cacheDir } });

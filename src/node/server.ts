@@ -176,6 +176,7 @@ export class NsmServer {
       // Loaded only when asked for, so the default path never reads the addon's loader.
       const { loadNativeSockets } = await import('./native-socket.js');
       this.native = await loadNativeSockets(this.options.nativeSockets);
+      this.event('info', 0, `serving connections through the native socket path (${this.native.path})`);
     } catch (e) {
       if (io === 'native') throw e;
       this.native = null;
