@@ -174,6 +174,8 @@ describe("option parsing errors, in the CLI's own words", () => {
       [['serve', '--socket'], 'nsm-emulator serve: --socket: a value is required\n'],
       [['serve', '--log=yes', '--socket', 'x'], 'nsm-emulator serve: --log takes no value\n'],
       [['rpc', 'extra'], "nsm-emulator rpc: unexpected argument 'extra': this command takes options only (--help lists them)\n"],
+      [['rpc', "it's"], "nsm-emulator rpc: unexpected argument 'it's': this command takes options only (--help lists them)\n"],
+      [['serve', '--bogus=a b'], 'nsm-emulator serve: unknown option --bogus (--help lists the options)\n'],
     ];
     for (const [argv, line] of cases) {
       const r = await runCli(argv);

@@ -1,6 +1,7 @@
 // The verifier against real AWS documents (accept, then reject on any flipped byte, wrong root,
 // outside validity) and against hand-built documents that break one rule each.
 import { X509Certificate } from 'node:crypto';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../src/index.js';
 import {
@@ -57,6 +58,11 @@ describe('real AWS documents', () => {
     const missing = verifyAttestationDocument(doc, {} as unknown as Parameters<typeof verifyAttestationDocument>[1]);
     expect(await ruleOf(missing)).toBe('chain.root');
     await expect(missing).rejects.toThrow(/options\.root is required: the pinned root certificate as DER bytes or PEM text \(got nothing\)/);
+    const noOptions = (verifyAttestationDocument as (d: Uint8Array) => Promise<unknown>)(doc);
+    expect(await ruleOf(noOptions)).toBe('chain.root');
+    // A root in another realm's Uint8Array (vm, a worker's transfer) is still bytes.
+    const foreign = new (runInNewContext('Uint8Array') as Uint8ArrayConstructor)(committedTestCa().root.der);
+    expect((await verifyAttestationDocument(doc, { root: foreign, time: 'document' })).nonce).toBeNull();
   });
 
   it('rejects documents 1 and 10 with any one byte flipped (every 37th byte, and the last 100)', async () => {

@@ -70,7 +70,7 @@ const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function rootDer(root: Uint8Array | string): Uint8Array {
-  if (root instanceof Uint8Array) return root;
+  if (ArrayBuffer.isView(root)) return new Uint8Array(root.buffer, root.byteOffset, root.byteLength);
   if (typeof root !== 'string') {
     // A JavaScript caller can leave it out; say so rather than fail inside the certificate parser.
     return fail('chain.root', `options.root is required: the pinned root certificate as DER bytes or PEM text (got ${root === undefined ? 'nothing' : typeof root})`);
@@ -116,6 +116,7 @@ function checkSerial(c: ParsedCertificate, where: string): void {
 
 /** Verifies a document; resolves to its fields and chain, or rejects with {@link AttestationVerifyError}. */
 export async function verifyAttestationDocument(bytes: Uint8Array, options: VerifyOptions): Promise<VerifiedDocument> {
+  options ??= {} as VerifyOptions; // a JavaScript caller may leave it out: rule chain.root says what is missing
   const doc = parseAttestationDocument(bytes, options.fieldLimits === 'aws-rules' ? AWS_RULE_FIELD_LIMITS : DEVICE_FIELD_LIMITS, {
     allowUnknownKeys: options.allowUnknownKeys === true,
   });

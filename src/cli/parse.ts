@@ -81,15 +81,20 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
 /** node:util's parse errors in this CLI's words: the option, then what was expected. */
 function parseArgsProblem(e: NodeJS.ErrnoException): string {
   const first = e.message.split('\n')[0]!;
-  const quoted = /'([^']*)'/.exec(first)?.[1];
-  if (quoted !== undefined) {
-    const option = quoted.split(' ')[0]!;
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option} (--help lists the options)`;
-    if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument '${quoted}': this command takes options only (--help lists them)`;
-    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      if (/argument missing/.test(first)) return `${option}: a value is required`;
-      if (/does not take an argument/.test(first)) return `${option} takes no value`;
-    }
+  // node:util quotes the argument and follows the closing quote with '.' or ' argument missing'.
+  const unknown = /^Unknown option '(.*?)'(?:\. |$)/.exec(first)?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown !== undefined) {
+    const name = unknown.split('=')[0]!;
+    return name === '--help' ? '--help takes no value' : `unknown option ${name} (--help lists the options)`;
+  }
+  const positional = /^Unexpected argument '(.*?)'(?:\. |$)/.exec(first)?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' && positional !== undefined) {
+    return `unexpected argument '${positional}': this command takes options only (--help lists them)`;
+  }
+  const option = /^Option '(-[^ ']*)/.exec(first)?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option !== undefined) {
+    if (/' argument missing$/.test(first)) return `${option}: a value is required`;
+    if (/' does not take an argument$/.test(first)) return `${option} takes no value`;
   }
   return first;
 }

@@ -61,12 +61,18 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 export interface WatchedConnection {
   /** When the current partial frame started (ms), or 0 when between frames. */
   partialSince: number;
+  /**
+   * When the peer stopped taking answers (ms: a write found the socket's queue full), or 0. The
+   * frame timeout bounds it too: a peer that sends without reading cannot hold its connection
+   * (and the requests held back behind its answers) forever.
+   */
+  stalledSince: number;
   /** Last time a byte arrived or an answer left (ms). */
   lastActive: number;
-  /** True while requests are executing or answers are queued: never idle then. */
+  /** True while requests are executing or waiting to: never idle then. */
   busy(): boolean;
   /** Called once when a limit expires; the connection then closes itself. */
-  expire(reason: 'frame' | 'idle', elapsedMs: number): void;
+  expire(reason: 'frame' | 'stall' | 'idle', elapsedMs: number): void;
 }
 
 /** One timer for all connections: checks each at a quarter of the shortest enabled limit. */
@@ -104,6 +110,9 @@ export class ConnectionClock {
       if (frameTimeoutMs > 0 && c.partialSince > 0 && now - c.partialSince >= frameTimeoutMs) {
         this.remove(c);
         c.expire('frame', now - c.partialSince);
+      } else if (frameTimeoutMs > 0 && c.stalledSince > 0 && now - c.stalledSince >= frameTimeoutMs) {
+        this.remove(c);
+        c.expire('stall', now - c.stalledSince);
       } else if (idleTimeoutMs > 0 && c.partialSince === 0 && !c.busy() && now - c.lastActive >= idleTimeoutMs) {
         this.remove(c);
         c.expire('idle', now - c.lastActive);

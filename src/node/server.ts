@@ -269,6 +269,7 @@ export class NsmServer {
     };
     const watch: WatchedConnection = {
       partialSince: 0,
+      stalledSince: 0,
       lastActive: Date.now(),
       busy: () => inFlight > 0 || backlogAt < backlog.length,
       expire: (reason, elapsed) => {
@@ -276,6 +277,9 @@ export class NsmServer {
           const { received, declared } = reader.partial;
           const what = declared === null ? `${received} of 4 header bytes` : `${received} bytes of a ${declared}-byte frame`;
           this.event('warn', id, `frame timeout: ${what} received, nothing more for ${elapsed} ms (limit ${this.limits.frameTimeoutMs} ms); closing the connection`);
+        } else if (reason === 'stall') {
+          const held = backlog.length - backlogAt;
+          this.event('warn', id, `write stall: the peer has not read its answers for ${elapsed} ms (limit ${this.limits.frameTimeoutMs} ms, the frame timeout)${held > 0 ? `; ${held} request(s) held back are dropped` : ''}; closing the connection`);
         } else {
           this.event('warn', id, `idle timeout: no request for ${elapsed} ms (limit ${this.limits.idleTimeoutMs} ms); closing the connection`);
         }
@@ -304,6 +308,7 @@ export class NsmServer {
       watch.lastActive = Date.now();
       this.options.onExchange?.({ connection: id, request, requestLength, response });
       if (!ok) {
+        if (writable) watch.stalledSince = Date.now();
         writable = false;
         holdBack();
       } else if (!pumping) pump();
@@ -387,6 +392,7 @@ export class NsmServer {
     });
     socket.on('drain', () => {
       writable = true;
+      watch.stalledSince = 0;
       if (!draining) pump();
     });
     socket.on('end', () => {
@@ -399,26 +405,18 @@ export class NsmServer {
     });
     socket.on('error', (e: Error) => this.event('info', id, `socket error: ${e.message}`));
     /**
-     * The peer went away with complete requests read but not yet executed (held back behind
-     * pending answers): they are executed in order, as they would have been had it stayed, and
-     * their answers, which have nowhere to go, are dropped. Nothing after an over-cap header runs.
+     * The peer went away with complete requests read but held back (behind answers it did not
+     * read): they are not executed, as after a frame timeout, and the count is reported.
      */
-    const executeLeft = () => {
+    const dropLeft = () => {
       let n = 0;
-      for (; backlogAt < backlog.length; backlogAt++) {
-        const ev = backlog[backlogAt]!;
-        if (ev.kind === 'overCap') break;
-        if (ev.kind !== 'frame') continue;
-        const answer = this.device.handleRawNow(ev.body);
-        if (!(answer instanceof Uint8Array)) answer.catch(() => {}); // a vanished device: nobody to tell
-        n++;
-      }
+      for (; backlogAt < backlog.length; backlogAt++) if (backlog[backlogAt]!.kind !== 'overCap') n++;
       backlog = [];
       backlogAt = 0;
-      if (n > 0) this.event('info', id, `the peer went away with ${n} request(s) read but not yet executed: executed them; their answers were dropped`);
+      if (n > 0) this.event('warn', id, `the peer went away with ${n} request(s) read but held back behind answers it did not read; they were not executed`);
     };
     socket.on('close', () => {
-      if (!draining && !this.device.disappeared) executeLeft();
+      if (!draining && !this.closing) dropLeft();
       this.sockets.delete(socket);
       this.clock.remove(watch);
       this.event('info', id, 'disconnected');
