@@ -11,7 +11,8 @@
  * server drives (the net.Socket subset in src/node/server-socket.ts).
  *
  * JavaScript calls: init(buffer), adopt(fd, onEvent) -> handle, write(handle, bytes) -> bool,
- * setReading(handle, bool), end(handle), destroy(handle). Events reach onEvent(kind, arg):
+ * setReading(handle, bool), end(handle), destroy(handle), queued(handle) -> bytes.
+ * Events reach onEvent(kind, arg):
  * DATA (arg: bytes read into the shared buffer), DRAIN, END (the peer shut down its side),
  * ERROR (arg: "SYSCALL CODE", e.g. "write EPIPE"), CLOSE (once, after the descriptor is closed,
  * never from inside a call). When Node tears down the environment (a worker thread ends, the
@@ -533,6 +534,17 @@ static napi_value js_end(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/* queued(handle): bytes waiting in the queue for the kernel to take. */
+static napi_value js_queued(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], result;
+	struct nsock *s = handle_arg(env, info, 1, argv);
+	if (s == NULL)
+		return NULL;
+	napi_create_double(env, (double)(s->qlen - s->qoff), &result);
+	return result;
+}
+
 /* destroy(handle): close now; queued bytes are dropped; CLOSE follows from the loop. */
 static napi_value js_destroy(napi_env env, napi_callback_info info)
 {
@@ -556,6 +568,7 @@ NAPI_MODULE_INIT()
 	} fns[] = {
 		{ "init", js_init },	   { "adopt", js_adopt }, { "write", js_write },
 		{ "setReading", js_set_reading }, { "end", js_end },	  { "destroy", js_destroy },
+		{ "queued", js_queued },
 	};
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
 		napi_value f;

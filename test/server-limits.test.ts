@@ -147,25 +147,59 @@ describe.each(serverIoModes('the server limits tests'))('server limits (io: %s)'
       expect(s.server.connections).toBe(0);
     };
 
-    it.skipIf(!HAVE_PY)('executes every request a client sent before resetting the connection', async () => {
-      const s = await start();
-      await resettingClient(s, 100); // 100 answers stay under the 16 KiB the server queues
-      await closed(s);
-      expect(await extendsRun(s.device, 100)).toBe(100);
-    });
+    // Every request such a client sent is accounted for: executed, or reported as dropped. (How
+    // many run before the server notices the reset depends on timing; which ran is seen in PCR 18.)
+    for (const n of [100, 1000]) {
+      it.skipIf(!HAVE_PY)(`executes, or reports as dropped, each of ${n} requests a client sent before resetting`, async () => {
+        const events: NsmServerEvent[] = [];
+        const s = await start({ onEvent: (e) => events.push(e) });
+        await resettingClient(s, n);
+        await closed(s);
+        const ran = await extendsRun(s.device, n);
+        const said = events.filter((e) => /read but held back/.test(e.message));
+        expect(said.length).toBeLessThanOrEqual(1);
+        const dropped = said.length === 0 ? 0 : Number(/with (\d+) request/.exec(said[0]!.message)![1]);
+        expect(ran).toBeGreaterThan(0);
+        expect(ran + dropped).toBe(n);
+      });
+    }
 
-    it.skipIf(!HAVE_PY)('drops, unexecuted and counted, the requests held back when such a client resets', async () => {
+    it('keeps a connection whose peer reads its answers slowly (it is not stalled), and answers everything', async () => {
       const events: NsmServerEvent[] = [];
-      const s = await start({ onEvent: (e) => events.push(e) });
-      await resettingClient(s, 1000);
-      await closed(s);
-      const ran = await extendsRun(s.device, 1000);
-      const said = events.filter((e) => /read but held back/.test(e.message));
-      expect(said).toHaveLength(1);
-      const dropped = Number(/with (\d+) request/.exec(said[0]!.message)![1]);
-      expect(dropped).toBeGreaterThan(0);
-      expect(ran).toBeGreaterThan(0);
-      expect(ran + dropped).toBeLessThanOrEqual(1000); // what the server never read is lost with the peer
+      const s = await start({ frameTimeoutMs: 800, onEvent: (e) => events.push(e) });
+      const raw = await new Promise<Socket>((resolve) => {
+        const c = connect(s.path, () => resolve(c));
+      });
+      raw.pause();
+      const n = 5000;
+      const one = frame(encodeRequest({ type: 'GetRandom' }));
+      raw.write(Buffer.concat(Array.from({ length: n }, () => one)));
+      // Read 32 KiB every 100 ms for 2.5 s (three frame timeouts): slower than the server could
+      // send, but reading. (A Unix socket reports room to write again only once its buffer has
+      // drained to a quarter, so the server sees progress in steps of about 150 KB.)
+      let got = Buffer.alloc(0);
+      for (const end = Date.now() + 2500; Date.now() < end; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        for (let want = 32_768; want > 0; ) {
+          const b = raw.read(Math.min(want, raw.readableLength)) as Buffer | null;
+          if (!b || b.length === 0) break;
+          got = Buffer.concat([got, b]);
+          want -= b.length;
+        }
+      }
+      expect(events.filter((e) => /write stall/.test(e.message)).map((e) => e.message)).toEqual([]);
+      expect(s.server.connections).toBe(1);
+      // Then it reads everything: every answer arrives.
+      raw.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+      raw.resume();
+      const frames = () => {
+        let k = 0;
+        for (let o = 0; got.length - o >= 4 && got.length - o >= 4 + got.readUInt32BE(o); o += 4 + got.readUInt32BE(o)) k++;
+        return k;
+      };
+      for (const end = Date.now() + 10_000; Date.now() < end && frames() < n; ) await new Promise((r) => setTimeout(r, 10));
+      expect(frames()).toBe(n);
+      raw.destroy();
     });
 
     it('closes a connection whose peer stops reading its answers, after the frame timeout, and says so', async () => {

@@ -79,6 +79,28 @@ describe('FrameReader', () => {
   const summary = (evs: FrameEvent[]) => evs.map((e) => (e.kind === 'frame' ? `frame:${hex(e.body)}` : `${e.kind}:${e.length}`));
   const want = ['frame:616263', 'frame:', 'oversized:5000', 'frame:0102'];
 
+  it('cuts fed bytes one frame at a time (feed/next), keeping bytes rather than an object per frame', () => {
+    const r = new FrameReader();
+    const chunk = Buffer.concat([stream, Buffer.alloc(4 * 16_384)]); // then 16,384 empty frames
+    r.feed(chunk);
+    const first = [r.next(), r.next(), r.next(), r.next()];
+    expect(summary(first as FrameEvent[])).toEqual(want);
+    expect(r.buffered).toBe(true);
+    r.retain(); // a copy of the rest: the caller may now reuse the chunk's memory
+    chunk.fill(0xff);
+    let empties = 0;
+    for (let ev = r.next(); ev !== null; ev = r.next()) if (ev.kind === 'frame' && ev.body.length === 0) empties++;
+    expect(empties).toBe(16_384);
+    expect(r.buffered).toBe(false);
+    expect(r.idle).toBe(true);
+    // Feeding more while bytes wait appends them.
+    r.feed(stream.subarray(0, 10));
+    r.feed(stream.subarray(10));
+    const evs: FrameEvent[] = [];
+    for (let ev = r.next(); ev !== null; ev = r.next()) evs.push(ev);
+    expect(summary(evs)).toEqual(want);
+  });
+
   it('cuts a stream into frames whatever the chunk boundaries', () => {
     for (const size of [1, 2, 3, 4, 5, 7, 4096, stream.length]) {
       const r = new FrameReader();

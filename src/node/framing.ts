@@ -56,14 +56,65 @@ export class FrameReader {
 
   /** Consumes a chunk; returns the events it completed, in order. After `overCap`, returns nothing. */
   push(chunk: Uint8Array): FrameEvent[] {
+    this.feed(chunk);
     const events: FrameEvent[] = [];
-    let i = 0;
-    while (i < chunk.length && !this.failed) {
+    for (let ev = this.next(); ev !== null; ev = this.next()) events.push(ev);
+    return events;
+  }
+
+  /** Bytes fed and not yet cut into frames: `pending[pendingAt..]`. */
+  private pending: Uint8Array | null = null;
+  private pendingAt = 0;
+
+  /**
+   * Queues a chunk for {@link next}, which cuts it one frame at a time: a caller that executes
+   * frames as it goes holds the bytes, not one object per frame. The chunk is kept by reference
+   * until consumed or {@link retain}ed.
+   */
+  feed(chunk: Uint8Array): void {
+    if (this.buffered) {
+      const rest = this.pending!.subarray(this.pendingAt);
+      const joined = new Uint8Array(rest.length + chunk.length);
+      joined.set(rest);
+      joined.set(chunk, rest.length);
+      chunk = joined;
+    }
+    this.pending = chunk.length > 0 ? chunk : null;
+    this.pendingAt = 0;
+  }
+
+  /** True while fed bytes remain to be cut by {@link next}. */
+  get buffered(): boolean {
+    return this.pending !== null && !this.failed;
+  }
+
+  /** Copies the fed bytes not yet cut, so the caller may reuse the chunk's memory. */
+  retain(): void {
+    if (this.pending !== null) {
+      // A copy: new Uint8Array(view) copies, where a Buffer's own slice() would only be a view.
+      this.pending = new Uint8Array(this.pending.subarray(this.pendingAt));
+      this.pendingAt = 0;
+    }
+  }
+
+  /** Forgets the fed bytes not yet cut. */
+  discard(): void {
+    this.pending = null;
+    this.pendingAt = 0;
+  }
+
+  /** The next event from the fed bytes, or null once they are used up (and after `overCap`). */
+  next(): FrameEvent | null {
+    const chunk = this.pending;
+    if (chunk === null || this.failed) return null;
+    let i = this.pendingAt;
+    let ev: FrameEvent | null = null;
+    while (ev === null && i < chunk.length && !this.failed) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - i);
         this.skip -= n;
         i += n;
-        if (this.skip === 0) events.push({ kind: 'oversized', length: this.skipLength });
+        if (this.skip === 0) ev = { kind: 'oversized', length: this.skipLength };
         continue;
       }
       if (this.body !== null) {
@@ -72,39 +123,43 @@ export class FrameReader {
         this.bodyFill += n;
         i += n;
         if (this.bodyFill === this.body.length) {
-          events.push({ kind: 'frame', body: this.body });
+          ev = { kind: 'frame', body: this.body };
           this.body = null;
         }
         continue;
       }
       // Header: take whole headers straight from the chunk when possible.
       if (this.headerFill === 0 && chunk.length - i >= FRAME_HEADER_SIZE) {
-        this.startBody(readU32(chunk, i), events);
+        ev = this.startBody(readU32(chunk, i));
         i += FRAME_HEADER_SIZE;
         continue;
       }
       this.header[this.headerFill++] = chunk[i++]!;
       if (this.headerFill === FRAME_HEADER_SIZE) {
         this.headerFill = 0;
-        this.startBody(readU32(this.header, 0), events);
+        ev = this.startBody(readU32(this.header, 0));
       }
     }
-    return events;
+    if (i >= chunk.length || this.failed) this.discard();
+    else this.pendingAt = i;
+    return ev;
   }
 
-  private startBody(length: number, events: FrameEvent[]): void {
+  /** Starts a frame of `length` bytes; the event it completes at once (empty, over the cap), if any. */
+  private startBody(length: number): FrameEvent | null {
     if (length > this.cap) {
       this.failed = true;
-      events.push({ kind: 'overCap', length });
-    } else if (length > FRAME_BODY_MAX) {
+      return { kind: 'overCap', length };
+    }
+    if (length > FRAME_BODY_MAX) {
       this.skip = length;
       this.skipLength = length;
-    } else if (length === 0) {
-      events.push({ kind: 'frame', body: new Uint8Array(0) });
-    } else {
-      this.body = new Uint8Array(length);
-      this.bodyFill = 0;
+      return null;
     }
+    if (length === 0) return { kind: 'frame', body: new Uint8Array(0) };
+    this.body = new Uint8Array(length);
+    this.bodyFill = 0;
+    return null;
   }
 }
 

@@ -43,6 +43,7 @@ interface Binding {
   setReading(handle: object, on: boolean): void;
   end(handle: object): void;
   destroy(handle: object): void;
+  queued(handle: object): number;
 }
 
 const DATA = 0;
@@ -148,6 +149,11 @@ export class NativeSocket extends EventEmitter implements ServerSocket {
 
   get destroyed(): boolean {
     return this.#destroyed;
+  }
+
+  /** Bytes held while corked or queued in the addon, not yet taken by the kernel. */
+  get writableLength(): number {
+    return this.#destroyed ? 0 : this.#heldBytes + this.binding.queued(this.#handle);
   }
 
   #event(kind: number, arg: number | string | undefined): void {

@@ -71,6 +71,8 @@ export interface WatchedConnection {
   lastActive: number;
   /** True while requests are executing or waiting to: never idle then. */
   busy(): boolean;
+  /** Called at each check, first: lets the connection update `stalledSince` (a peer reading slowly). */
+  progress?(now: number): void;
   /** Called once when a limit expires; the connection then closes itself. */
   expire(reason: 'frame' | 'stall' | 'idle', elapsedMs: number): void;
 }
@@ -107,6 +109,7 @@ export class ConnectionClock {
     const now = Date.now();
     const { frameTimeoutMs, idleTimeoutMs } = this.limits;
     for (const c of [...this.watched]) {
+      c.progress?.(now);
       if (frameTimeoutMs > 0 && c.partialSince > 0 && now - c.partialSince >= frameTimeoutMs) {
         this.remove(c);
         c.expire('frame', now - c.partialSince);

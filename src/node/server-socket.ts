@@ -12,6 +12,8 @@ export interface ServerSocket {
   readonly destroyed: boolean;
   /** `IPv4`/`IPv6` for a TCP peer; undefined for a Unix socket peer. */
   readonly remoteFamily?: string | undefined;
+  /** Bytes queued and not yet taken by the kernel. */
+  readonly writableLength: number;
   /** Queues bytes; false when the queue is over its high-water mark (wait for 'drain'). */
   write(chunk: Uint8Array): boolean;
   /** Holds writes until {@link uncork}, which sends them together. */

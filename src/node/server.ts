@@ -18,7 +18,7 @@ import type { Server, Socket } from 'node:net';
 import type { NsmDevice } from '../device/nsm-device.js';
 import { NsmDeviceGoneError } from '../device/faults.js';
 import { encodeResponse } from '../wire/encode-response.js';
-import { FRAME_LENGTH_CAP, type FrameEvent, FrameReader, encodeFrame } from './framing.js';
+import { FRAME_LENGTH_CAP, FrameReader, encodeFrame } from './framing.js';
 import { AddressInUseError, type SocketFile, listenOn, listenUnix, removeIfSame } from './listen.js';
 import { ConnectionClock, DEFAULT_SOCKET_MODE, type ServerLimits, type WatchedConnection, resolveServerLimits } from './server-limits.js';
 import type { NativeSockets, NativeSocketsOptions } from './native-socket.js';
@@ -86,6 +86,9 @@ const INPUT_TOO_LARGE = encodeResponse({ type: 'Error', code: 'InputTooLarge' })
 
 /** Frames a connection may have in flight before the server stops reading from it. */
 const MAX_IN_FLIGHT = 64;
+
+/** Frames one connection may execute per turn of the event loop before others get theirs. */
+const PUMP_BUDGET = 256;
 
 interface Listener {
   readonly server: Server;
@@ -239,18 +242,18 @@ export class NsmServer {
     if (socket.remoteFamily !== undefined) socket.setNoDelay(true);
     this.event('info', id, 'connected');
 
-    /**
-     * Frames read but not yet executed because the connection had MAX_IN_FLIGHT answers pending
-     * (at most one read's worth: the socket is paused while any wait). Executed in order as
-     * answers leave; dropped when the connection drains.
-     */
-    let backlog: FrameEvent[] = [];
-    let backlogAt = 0;
+    // Bytes read but not yet cut into frames and executed wait in the reader (at most one read's
+    // worth: the socket is paused while any wait), and are cut one frame at a time as answers
+    // leave: a read of tiny frames costs its bytes, not an object per frame.
     let pumping = false;
+    /** A pump() is scheduled for the next turn of the event loop (after a turn's budget). */
+    let pumpLater = false;
+    /** Bytes queued for the peer when a write stall began, or at the last check of it. */
+    let stallQueued = 0;
     /** False while the socket's write queue is over its high-water mark (until 'drain'). */
     let writable = true;
     const finishIfDone = () => {
-      if ((draining || (ended && backlogAt === backlog.length)) && inFlight === 0 && !socket.destroyed && !endSent) {
+      if ((draining || (ended && !reader.buffered)) && inFlight === 0 && !socket.destroyed && !endSent) {
         endSent = true;
         socket.end();
         // A peer that will not take its last answers is not waited for beyond the frame timeout.
@@ -261,8 +264,7 @@ export class NsmServer {
     const drain = () => {
       if (draining) return;
       draining = true;
-      backlog = [];
-      backlogAt = 0;
+      reader.discard();
       this.clock.remove(watch);
       if (socket.isPaused()) socket.resume(); // keep reading (and discarding) so the peer can finish
       finishIfDone();
@@ -271,14 +273,20 @@ export class NsmServer {
       partialSince: 0,
       stalledSince: 0,
       lastActive: Date.now(),
-      busy: () => inFlight > 0 || backlogAt < backlog.length,
+      busy: () => inFlight > 0 || reader.buffered,
+      progress: (now) => {
+        // A peer that reads, however slowly, is not stalled: restart the clock as the queue shrinks.
+        const queued = socket.writableLength;
+        if (queued < stallQueued) watch.stalledSince = now;
+        stallQueued = queued;
+      },
       expire: (reason, elapsed) => {
         if (reason === 'frame') {
           const { received, declared } = reader.partial;
           const what = declared === null ? `${received} of 4 header bytes` : `${received} bytes of a ${declared}-byte frame`;
           this.event('warn', id, `frame timeout: ${what} received, nothing more for ${elapsed} ms (limit ${this.limits.frameTimeoutMs} ms); closing the connection`);
         } else if (reason === 'stall') {
-          const held = backlog.length - backlogAt;
+          const held = countLeft();
           this.event('warn', id, `write stall: the peer has not read its answers for ${elapsed} ms (limit ${this.limits.frameTimeoutMs} ms, the frame timeout)${held > 0 ? `; ${held} request(s) held back are dropped` : ''}; closing the connection`);
         } else {
           this.event('warn', id, `idle timeout: no request for ${elapsed} ms (limit ${this.limits.idleTimeoutMs} ms); closing the connection`);
@@ -308,7 +316,10 @@ export class NsmServer {
       watch.lastActive = Date.now();
       this.options.onExchange?.({ connection: id, request, requestLength, response });
       if (!ok) {
-        if (writable) watch.stalledSince = Date.now();
+        if (writable) {
+          watch.stalledSince = Date.now();
+          stallQueued = socket.writableLength;
+        }
         writable = false;
         holdBack();
       } else if (!pumping) pump();
@@ -325,23 +336,26 @@ export class NsmServer {
     };
 
     /**
-     * Executes backlogged frames while fewer than MAX_IN_FLIGHT answers are pending and the
-     * socket's write queue is under its high-water mark, then reads again once the backlog is
-     * empty: a client that sends without reading its answers holds at most one read of frames
-     * and one write queue of answers here.
+     * Executes the frames waiting in the reader while fewer than MAX_IN_FLIGHT answers are pending
+     * and the socket's write queue is under its high-water mark, at most PUMP_BUDGET per turn of
+     * the event loop (so that one pipelining peer cannot starve the others, or the timers), then
+     * reads again once none wait: a client that sends without reading its answers holds at most
+     * one read of bytes and one write queue of answers here.
      */
     const pump = () => {
-      if (draining || pumping) return;
+      if (draining || pumping || socket.destroyed) return;
       pumping = true;
-      // Several requests in one read (a pipelining client): their answers leave in one write.
-      const cork = backlog.length - backlogAt > 1;
-      if (cork) socket.cork();
-      while (backlogAt < backlog.length && inFlight < MAX_IN_FLIGHT && writable && !draining && !socket.destroyed) {
-        const ev = backlog[backlogAt++]!;
+      // Several requests in one read (a pipelining client): the answers after the first leave
+      // together, in one write.
+      let corked = false;
+      let budget = PUMP_BUDGET;
+      while (reader.buffered && inFlight < MAX_IN_FLIGHT && writable && !draining && !socket.destroyed && budget-- > 0) {
+        const ev = reader.next();
+        if (ev === null) break;
         if (ev.kind === 'overCap') {
           // Requests before it were executed: answer them, then close.
           this.event('warn', id, `declared frame length ${ev.length} is over the cap; closing the connection after answering the ${inFlight} request(s) already executed`);
-          if (cork) socket.uncork();
+          if (corked) socket.uncork();
           pumping = false;
           drain();
           return;
@@ -355,6 +369,10 @@ export class NsmServer {
         inFlight++;
         if (inFlight === 1 && answer instanceof Uint8Array) {
           send(request, length, answer);
+          if (!corked && reader.buffered && !socket.destroyed) {
+            socket.cork();
+            corked = true;
+          }
           continue;
         }
         const settled = answer instanceof Uint8Array ? Promise.resolve(answer) : answer;
@@ -364,26 +382,27 @@ export class NsmServer {
           (e: unknown) => vanish(e),
         );
       }
-      if (cork) socket.uncork();
+      if (corked) socket.uncork();
       pumping = false;
-      if (backlogAt === backlog.length) {
-        backlog = [];
-        backlogAt = 0;
+      if (!reader.buffered) {
         if (socket.isPaused() && inFlight < MAX_IN_FLIGHT && !draining && writable) readOn();
-      } else if (!socket.isPaused()) {
-        holdBack();
+      } else {
+        // The chunk's memory may be reused (the native path reads every connection into one buffer).
+        reader.retain();
+        if (!socket.isPaused()) holdBack();
+        if (budget < 0 && !pumpLater && !draining) {
+          pumpLater = true;
+          setImmediate(() => {
+            pumpLater = false;
+            pump();
+          });
+        }
       }
       finishIfDone();
     };
     socket.on('data', (chunk: Uint8Array) => {
       if (draining) return;
-      const events = reader.push(chunk);
-      if (backlogAt === backlog.length) {
-        backlog = events;
-        backlogAt = 0;
-      } else {
-        backlog.push(...events);
-      }
+      reader.feed(chunk);
       pump();
       if (inFlight >= MAX_IN_FLIGHT && !draining && !socket.isPaused()) holdBack();
       const now = Date.now();
@@ -404,19 +423,23 @@ export class NsmServer {
       finishIfDone();
     });
     socket.on('error', (e: Error) => this.event('info', id, `socket error: ${e.message}`));
+    /** Complete requests waiting in the reader (cut now, to be counted: they will not run). */
+    const countLeft = () => {
+      let n = 0;
+      for (let ev = reader.next(); ev !== null; ev = reader.next()) if (ev.kind !== 'overCap') n++;
+      reader.discard();
+      return n;
+    };
     /**
      * The peer went away with complete requests read but held back (behind answers it did not
      * read): they are not executed, as after a frame timeout, and the count is reported.
      */
     const dropLeft = () => {
-      let n = 0;
-      for (; backlogAt < backlog.length; backlogAt++) if (backlog[backlogAt]!.kind !== 'overCap') n++;
-      backlog = [];
-      backlogAt = 0;
+      const n = countLeft();
       if (n > 0) this.event('warn', id, `the peer went away with ${n} request(s) read but held back behind answers it did not read; they were not executed`);
     };
     socket.on('close', () => {
-      if (!draining && !this.closing) dropLeft();
+      if (!draining && !this.closing && !this.device.disappeared) dropLeft();
       this.sockets.delete(socket);
       this.clock.remove(watch);
       this.event('info', id, 'disconnected');
