@@ -199,6 +199,15 @@ describe.each(serverIoModes('the server limits tests'))('server limits (io: %s)'
       };
       for (const end = Date.now() + 10_000; Date.now() < end && frames() < n; ) await new Promise((r) => setTimeout(r, 10));
       expect(frames()).toBe(n);
+      // Recovered: one request every 100 ms, each answer read at once, for 1.5 frame timeouts.
+      for (let k = 1; k <= 12; k++) {
+        raw.write(one);
+        for (const end = Date.now() + 5000; Date.now() < end && frames() < n + k; ) await new Promise((r) => setTimeout(r, 5));
+        expect(frames()).toBe(n + k);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(events.filter((e) => /write stall/.test(e.message)).map((e) => e.message)).toEqual([]);
+      expect(s.server.connections).toBe(1);
       raw.destroy();
     });
 

@@ -277,7 +277,7 @@ export class NsmServer {
       progress: (now) => {
         // A peer that reads, however slowly, is not stalled: restart the clock as the queue shrinks.
         const queued = socket.writableLength;
-        if (queued < stallQueued) watch.stalledSince = now;
+        if (watch.stalledSince > 0 && queued < stallQueued) watch.stalledSince = now;
         stallQueued = queued;
       },
       expire: (reason, elapsed) => {
@@ -412,6 +412,7 @@ export class NsmServer {
     socket.on('drain', () => {
       writable = true;
       watch.stalledSince = 0;
+      stallQueued = 0;
       if (!draining) pump();
     });
     socket.on('end', () => {
