@@ -121,46 +121,33 @@ export function oidText(value: Uint8Array, what = 'OBJECT IDENTIFIER'): string {
   if (value[value.length - 1]! & 0x80) throw new DerError(`${what}: OBJECT IDENTIFIER ends inside a subidentifier`);
   // One array of arcs joined once: the result is a flat string (certificates may carry tens of
   // thousands of OIDs, each hashed when looked up).
-  const arcs: Array<number | string> = [];
+  const arcs: Array<number | bigint> = [];
   let start = 0;
   for (let i = 0; i < value.length; i++) {
     if (value[i]! & 0x80) continue;
     if (value[start] === 0x80) throw new DerError(`${what}: OBJECT IDENTIFIER subidentifier padded with 80 (not minimal)`);
-    if (start === 0) {
-      // The first subidentifier packs two arcs: 40 * X + Y, with X in 0..2 (Y < 40 unless X = 2).
-      if (i + 1 <= 7) {
-        const n = smallSubidentifier(value, 0, i + 1);
-        if (n < 40) arcs.push(0, n);
-        else if (n < 80) arcs.push(1, n - 40);
-        else arcs.push(2, n - 80);
-      } else {
-        arcs.push(2, (BigInt(subidentifier(value, 0, i + 1)) - 80n).toString());
-      }
-    } else {
-      arcs.push(i + 1 - start <= 7 ? smallSubidentifier(value, start, i + 1) : subidentifier(value, start, i + 1));
-    }
+    const n = subidentifier(value, start, i + 1);
+    if (start > 0) arcs.push(n);
+    // The first subidentifier packs two arcs: 40 * X + Y, with X in 0..2 (Y < 40 unless X = 2).
+    else if (typeof n === 'bigint') arcs.push(2, n - 80n);
+    else if (n < 40) arcs.push(0, n);
+    else if (n < 80) arcs.push(1, n - 40);
+    else arcs.push(2, n - 80);
     start = i + 1;
   }
   return arcs.join('.');
 }
 
-/** A subidentifier of at most 7 octets (49 bits: exact as a number). */
-function smallSubidentifier(value: Uint8Array, from: number, to: number): number {
-  let n = 0;
-  for (let i = from; i < to; i++) n = n * 128 + (value[i]! & 0x7f);
-  return n;
-}
-
-/** One subidentifier (base 128, high bit = more follows) as decimal text. */
-function subidentifier(value: Uint8Array, from: number, to: number): string {
+/** One subidentifier (base 128, high bit = more follows): a number up to 7 octets (49 bits, exact), a BigInt beyond. */
+function subidentifier(value: Uint8Array, from: number, to: number): number | bigint {
   if (to - from <= 7) {
     let n = 0;
     for (let i = from; i < to; i++) n = n * 128 + (value[i]! & 0x7f);
-    return String(n);
+    return n;
   }
   let n = 0n;
   for (let i = from; i < to; i++) n = (n << 7n) | BigInt(value[i]! & 0x7f);
-  return n.toString();
+  return n;
 }
 
 /** Reads an OBJECT IDENTIFIER node as dotted text. */
