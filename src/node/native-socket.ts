@@ -60,6 +60,11 @@ export function nodeHeaderDirs(env: NodeJS.ProcessEnv = process.env): string[] {
   return dirs;
 }
 
+/** The first of {@link nodeHeaderDirs} that holds both node_api.h and uv.h, if any. */
+export function findNodeHeaders(): string | undefined {
+  return nodeHeaderDirs().find(hasHeaders);
+}
+
 function hasHeaders(dir: string): boolean {
   return existsSync(join(dir, 'node_api.h')) && existsSync(join(dir, 'uv.h'));
 }
@@ -87,7 +92,7 @@ export async function loadNativeSockets(options: NativeSocketsOptions = {}): Pro
   if (process.platform !== 'linux') throw new NativeBuildError(`the native socket path works on Linux only (this is ${process.platform})`);
   let includeDir = options.nodeIncludeDir;
   if (includeDir === undefined) {
-    includeDir = nodeHeaderDirs().find(hasHeaders);
+    includeDir = findNodeHeaders();
     if (includeDir === undefined) {
       throw new NativeBuildError(
         `Node's C headers (node_api.h and uv.h) were not found in ${nodeHeaderDirs().join(', ')}; ` +

@@ -5,7 +5,7 @@
  * @module
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { NsmDevice, type NsmDeviceOptions } from '../../src/device/nsm-device.js
 import { NsmServer, type NsmServerOptions } from '../../src/node/server.js';
 import { encodeRequest } from '../../src/wire/encode-request.js';
 import { buildShim } from '../../src/node/shim-build.js';
-import { nodeHeaderDirs } from '../../src/node/native-socket.js';
+import { findNodeHeaders, nodeHeaderDirs } from '../../src/node/native-socket.js';
 
 export const NATIVE_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -68,7 +68,7 @@ export function haveTool(cmd: string, needs: string, args: readonly string[] = [
 export function serverIoModes(needs: string): Array<'node' | 'native'> {
   let why: string | null = null;
   if (spawnSync('cc', ['--version'], { stdio: 'ignore' }).status !== 0) why = "there is no C compiler ('cc')";
-  else if (!nodeHeaderDirs().some((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')))) {
+  else if (findNodeHeaders() === undefined) {
     why = `Node's C headers (node_api.h, uv.h) are not in ${nodeHeaderDirs().join(', ')}`;
   }
   if (why === null) return ['node', 'native'];
