@@ -6,9 +6,10 @@
  *
  * Every complete frame goes to `device.handleRaw` as it arrives, so the device sees requests
  * from all connections in arrival order, one at a time; each connection gets its answers in the
- * order it asked. A connection with 64 answers pending (a client pipelining without reading)
- * waits: the rest of what it sent stays unexecuted, and it is not read, until answers leave. A declared length above the device's 4096-byte limit is skipped without
- * being stored and answered `InputTooLarge`. A declared length above the frame cap, or a frame
+ * order it asked. A connection with 64 answers pending, or a full write queue (a client
+ * pipelining without reading), waits: the rest of what it sent stays unexecuted, and it is not
+ * read, until answers leave. A declared length above the device's 4096-byte limit is skipped
+ * without being stored and answered `InputTooLarge`. A declared length above the frame cap, or a frame
  * left incomplete past the frame timeout, ends the connection: nothing after it is executed,
  * but every request already executed is answered before the connection is closed. Limits
  * (connections, timeouts) are in ./server-limits.ts; Unix socket files are created 0600.
@@ -431,16 +432,11 @@ export class NsmServer {
       reader.discard();
       return n;
     };
-    /**
-     * The peer went away with complete requests read but held back (behind answers it did not
-     * read): they are not executed, as after a frame timeout, and the count is reported.
-     */
-    const dropLeft = () => {
-      const n = countLeft();
-      if (n > 0) this.event('warn', id, `the peer went away with ${n} request(s) read but held back behind answers it did not read; they were not executed`);
-    };
     socket.on('close', () => {
-      if (!draining && !this.closing && !this.device.disappeared) dropLeft();
+      // The peer went away with complete requests read but held back (behind answers it did not
+      // read): they are not executed, as after a frame timeout, and the count is reported.
+      const left = draining || this.closing || this.device.disappeared ? 0 : countLeft();
+      if (left > 0) this.event('warn', id, `the peer went away with ${left} request(s) read but held back behind answers it did not read; they were not executed`);
       this.sockets.delete(socket);
       this.clock.remove(watch);
       this.event('info', id, 'disconnected');
