@@ -391,7 +391,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info)
 	}
 	s->env = env;
 	s->inst = inst;
-	s->polled = -1;
+	s->polled = 0; /* initialised, not started: update_poll() below starts reading */
 	s->reading = 1;
 	s->refs = 2;
 	napi_create_reference(env, argv[1], 1, &s->on_event);
@@ -403,7 +403,6 @@ static napi_value js_adopt(napi_env env, napi_callback_info info)
 		napi_throw_error(env, NULL, "adopt: out of memory");
 		return NULL;
 	}
-	s->polled = 0;
 	if (napi_add_async_cleanup_hook(env, on_teardown, s, &s->hook) != napi_ok)
 		s->hook = NULL; /* then the environment's end finds it open, as it would a leaked socket */
 	update_poll(s);
